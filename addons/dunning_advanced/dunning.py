@@ -1,0 +1,655 @@
+"""The dunning queue and the daily run: load facts, decide, apply, send."""
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+
+from sql import Literal, Null
+
+from trytond.i18n import gettext
+from trytond.model import ModelSQL, ModelView, fields
+from trytond.model.exceptions import ValidationError
+from trytond.modules.account.exceptions import PeriodNotFoundError
+from trytond.pool import Pool, PoolMeta
+from trytond.pyson import Eval
+from trytond.transaction import Transaction
+from trytond.wizard import Button, StateTransition, StateView, Wizard
+
+from . import engine
+from .engine import EMAIL, LETTER, Decisions, OpenLine, PartyFacts
+
+PROCESSING_PAYMENT_STATES = ('submitted', 'approved', 'processing')
+
+
+class Dunning(metaclass=PoolMeta):
+    __name__ = 'account.dunning'
+    block_reason = fields.Char(
+        "Block Reason",
+        states={'invisible': ~Eval('blocked', False)},
+        help="Why the customer disputes the line.")
+    block_until = fields.Date(
+        "Blocked until",
+        states={'invisible': ~Eval('blocked', False)},
+        help="The dunning resumes after this date; empty for no end.")
+    messages = fields.Many2Many(
+        'account.dunning.message-account.dunning', 'dunning', 'message',
+        "Messages", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._buttons.update({
+                'dispute': {
+                    'invisible': Eval('blocked', False),
+                    'depends': ['blocked'],
+                    },
+                'lift_dispute': {
+                    'invisible': ~Eval('blocked', False),
+                    'depends': ['blocked'],
+                    },
+                })
+
+    @classmethod
+    @ModelView.button_action('dunning_advanced.wizard_dispute')
+    def dispute(cls, dunnings):
+        pass
+
+    @classmethod
+    @ModelView.button
+    def lift_dispute(cls, dunnings):
+        cls.write(dunnings, {
+                'blocked': False,
+                'block_reason': None,
+                'block_until': None,
+                })
+
+    @classmethod
+    def write(cls, *args):
+        pool = Pool()
+        Audit = pool.get('account.dunning.audit')
+        entries = []
+        actions = iter(args)
+        for dunnings, values in zip(actions, actions):
+            if 'blocked' in values:
+                kind = 'dispute' if values['blocked'] else 'dispute_lifted'
+            elif values.keys() & {'level', 'block_reason', 'block_until'}:
+                kind = 'manual'
+            else:
+                continue
+            reason = values.get('block_reason') or ', '.join(
+                f'{k}={v}' for k, v in sorted(values.items()))
+            entries.extend(Audit.entry(
+                    kind, party=d.party, level=d.level, lines=[d.line],
+                    reason=reason) for d in dunnings)
+        super().write(*args)
+        Audit.record(entries)
+
+
+class DisputeStart(ModelView):
+    "Dispute Dunning"
+    __name__ = 'account.dunning.dispute.start'
+    reason = fields.Char("Reason", required=True)
+    until = fields.Date("Until",
+        help="Resume the dunning after this date; empty for no end.")
+
+
+class Dispute(Wizard):
+    "Dispute Dunning"
+    __name__ = 'account.dunning.dispute'
+    start = StateView('account.dunning.dispute.start',
+        'dunning_advanced.dunning_dispute_start_view_form', [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Block", 'block', 'tryton-ok', default=True),
+            ])
+    block = StateTransition()
+
+    def transition_block(self):
+        self.model.write(list(self.records), {
+                'blocked': True,
+                'block_reason': self.start.reason,
+                'block_until': self.start.until,
+                })
+        return 'end'
+
+
+class Run(ModelSQL, ModelView):
+    "Dunning Run"
+    __name__ = 'account.dunning.run'
+    company = fields.Many2One(
+        'company.company', "Company", required=True, readonly=True)
+    date = fields.Date("Date", required=True, readonly=True)
+    state = fields.Selection([
+            ('running', "Running"),
+            ('done', "Done"),
+            ], "State", readonly=True)
+    started_at = fields.Timestamp("Started at", readonly=True)
+    finished_at = fields.Timestamp("Finished at", readonly=True)
+    parties = fields.Integer("Parties", readonly=True)
+    changes = fields.Integer("Lines at a new Level", readonly=True)
+    messages = fields.Integer("Messages", readonly=True)
+    actions = fields.Integer("Actions", readonly=True)
+
+    batch_size = 500
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order = [('started_at', 'DESC'), ('id', 'DESC')]
+
+    @classmethod
+    def run_daily(cls):
+        "Cron entry point: the run of today for the context company"
+        pool = Pool()
+        Date = pool.get('ir.date')
+        cls.execute(Date.today())
+
+    @classmethod
+    def check_date(cls, company, date):
+        pool = Pool()
+        Period = pool.get('account.period')
+        Lang = pool.get('ir.lang')
+        try:
+            period = Period.find(company, date=date, test_state=False)
+        except PeriodNotFoundError:
+            raise ValidationError(gettext(
+                    'dunning_advanced.msg_run_no_period',
+                    date=Lang.get().strftime(date),
+                    company=company.rec_name))
+        if period.state != 'open':
+            raise ValidationError(gettext(
+                    'dunning_advanced.msg_run_closed_period',
+                    date=Lang.get().strftime(date),
+                    period=period.rec_name))
+
+    @classmethod
+    def execute(cls, date, send=True, batch_size=None):
+        """Run the dunning of the context company for date.
+
+        Each batch of parties is loaded, decided and written in its own
+        transaction, so a run killed at any point and started again finishes
+        the work exactly once: lines already at their level decide nothing
+        new and the outbox key refuses a second message.
+        """
+        pool = Pool()
+        Company = pool.get('company.company')
+        Message = pool.get('account.dunning.message')
+        transaction = Transaction()
+        company = Company(transaction.context['company'])
+        cls.check_date(company, date)
+
+        run = cls(company=company, date=date, state='running',
+            started_at=dt.datetime.now(), parties=0, changes=0, messages=0,
+            actions=0)
+        run.save()
+        cls._commit()
+        context = cls.load_context(company, date)
+        for party_ids in cls.party_batches(
+                company, batch_size or cls.batch_size):
+            facts, details = cls.load(company, date, party_ids, context)
+            decisions = engine.decide(facts, context['policies'], date)
+            run.apply(decisions, details, context)
+            run.save()
+            cls._commit()
+        run.state = 'done'
+        run.finished_at = dt.datetime.now()
+        run.save()
+        cls._commit()
+        if send:
+            Message.enqueue(Message.search([
+                        ('company', '=', company.id),
+                        ('state', '=', 'queued'),
+                        ], order=[('id', 'ASC')]))
+        return run
+
+    @classmethod
+    def dry_run(cls, date, batch_size=None):
+        "Return the decisions the run would take, writing nothing"
+        pool = Pool()
+        Company = pool.get('company.company')
+        company = Company(Transaction().context['company'])
+        cls.check_date(company, date)
+        context = cls.load_context(company, date)
+        all_decisions, all_details = [], {'lines': {}, 'parties': {}}
+        for party_ids in cls.party_batches(
+                company, batch_size or cls.batch_size):
+            facts, details = cls.load(company, date, party_ids, context)
+            all_decisions.append(
+                engine.decide(facts, context['policies'], date))
+            for key in all_details:
+                all_details[key].update(details[key])
+        return Decisions(
+            changes=sum((d.changes for d in all_decisions), ()),
+            messages=sum((d.messages for d in all_decisions), ()),
+            actions=sum((d.actions for d in all_decisions), ()),
+            skipped=sum((d.skipped for d in all_decisions), ()),
+            ), all_details
+
+    @staticmethod
+    def _commit():
+        if not Pool().test:
+            Transaction().commit()
+
+    @classmethod
+    def load_context(cls, company, date):
+        "Facts shared by every batch: policies, default procedure, texts"
+        pool = Pool()
+        Procedure = pool.get('account.dunning.procedure')
+        Configuration = pool.get('account.configuration')
+        config = Configuration(1)
+        default = config.get_multivalue(
+            'default_dunning_procedure', company=company.id)
+        rounding = company.currency.rounding
+        procedures = Procedure.search([])
+        return {
+            'policies': {p.id: p.to_policy(rounding) for p in procedures},
+            'procedures': {p.id: p for p in procedures},
+            'default_procedure': default.id if default else None,
+            'config': config,
+            }
+
+    @classmethod
+    def _receivable_lines(cls, company):
+        "Open receivable lines of posted moves of the company"
+        pool = Pool()
+        line = pool.get('account.move.line').__table__()
+        move = pool.get('account.move').__table__()
+        account = pool.get('account.account').__table__()
+        type_ = pool.get('account.account.type').__table__()
+        query = (line
+            .join(move, condition=move.id == line.move)
+            .join(account, condition=account.id == line.account)
+            .join(type_, condition=type_.id == account.type))
+        where = ((account.company == company.id)
+            & (type_.receivable == Literal(True))
+            & (line.reconciliation == Null)
+            & (line.party != Null)
+            & (move.state == 'posted'))
+        return line, query, where
+
+    @classmethod
+    def party_batches(cls, company, size):
+        pool = Pool()
+        party = pool.get('party.party').__table__()
+        line, query, where = cls._receivable_lines(company)
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*query.select(line.party, where=where,
+                group_by=[line.party])
+            | party.select(party.id,
+                where=party.dunning_ordering_blocked == Literal(True)))
+        party_ids = sorted({p for p, in cursor})
+        for i in range(0, len(party_ids), size):
+            yield party_ids[i:i + size]
+
+    @classmethod
+    def load(cls, company, date, party_ids, context):
+        """Return the facts of the parties and what rendering needs.
+
+        A constant number of queries whatever the number of lines.
+        """
+        pool = Pool()
+        Dunning = pool.get('account.dunning')
+        Audit = pool.get('account.dunning.audit')
+        dunning = Dunning.__table__()
+        invoice = pool.get('account.invoice').__table__()
+        invoice_payment = pool.get(
+            'account.invoice-account.move.line').__table__()
+        payment = pool.get('account.payment').__table__()
+        party_procedure = pool.get(
+            'party.party.dunning_procedure').__table__()
+        party = pool.get('party.party').__table__()
+        contact = pool.get('party.contact_mechanism').__table__()
+        cursor = Transaction().connection.cursor()
+
+        # Disputes whose end date passed resume before deciding.
+        cursor.execute(*dunning.select(dunning.id, dunning.line,
+                where=(dunning.blocked == Literal(True))
+                & (dunning.block_until != Null)
+                & (dunning.block_until < date)))
+        expired = cursor.fetchall()
+
+        line, query, where = cls._receivable_lines(company)
+        where &= line.party.in_(party_ids)
+        query = (query
+            .join(dunning, 'LEFT', condition=dunning.line == line.id)
+            .join(invoice, 'LEFT', condition=invoice.move == line.move)
+            .join(invoice_payment, 'LEFT',
+                condition=invoice_payment.line == line.id))
+        cursor.execute(*query.select(
+                line.id, line.party, line.maturity_date,
+                line.debit - line.credit, line.move, line.account,
+                dunning.id, dunning.level, dunning.blocked,
+                invoice.id, invoice.number, invoice.invoice_date,
+                invoice_payment.invoice,
+                where=where,
+                order_by=[line.party, line.maturity_date, line.id]))
+        rows = cursor.fetchall()
+
+        debit_ids = [r[0] for r in rows if r[3] > 0]
+        processing = set()
+        for sub in _chunks(debit_ids):
+            cursor.execute(*payment.select(payment.line,
+                    where=payment.line.in_(sub)
+                    & payment.state.in_(PROCESSING_PAYMENT_STATES)))
+            processing.update(l for l, in cursor)
+
+        cursor.execute(*party_procedure.select(
+                party_procedure.party, party_procedure.dunning_procedure,
+                where=party_procedure.party.in_(party_ids)))
+        procedures = dict(cursor)
+
+        cursor.execute(*party.select(
+                party.id, party.name, party.lang,
+                party.dunning_ordering_blocked, party.dunning_email_opt_out,
+                where=party.id.in_(party_ids)))
+        parties = {r[0]: {
+                'name': r[1], 'lang': r[2], 'blocked': bool(r[3]),
+                'email_opt_out': bool(r[4]), 'email': None}
+            for r in cursor}
+
+        cursor.execute(*contact.select(
+                contact.party, contact.value, contact.dunning,
+                contact.invoice,
+                where=contact.party.in_(party_ids)
+                & (contact.type == 'email')
+                & (contact.active == Literal(True)),
+                order_by=[contact.party, contact.sequence, contact.id]))
+        for party_id, value, for_dunning, for_invoice in cursor:
+            info = parties[party_id]
+            rank = 0 if for_dunning else 1 if for_invoice else 2
+            if info['email'] is None or rank < info['email_rank']:
+                info['email'], info['email_rank'] = value, rank
+
+        expired_lines = {l for _, l in expired}
+        lines, credits, by_invoice = {}, defaultdict(Decimal), {}
+        paid_on_invoice = defaultdict(Decimal)
+        for (line_id, party_id, maturity, amount, move_id, account_id,
+                dunning_id, level_id, blocked, invoice_id, number,
+                invoice_date, paid_invoice) in rows:
+            amount = Decimal(amount)
+            if amount < 0:
+                if paid_invoice:
+                    paid_on_invoice[paid_invoice] -= amount
+                else:
+                    credits[party_id] -= amount
+                continue
+            if maturity is None:
+                continue
+            lines[line_id] = {
+                'id': line_id, 'party': party_id, 'maturity_date': maturity,
+                'amount': amount, 'account': account_id,
+                'dunning': dunning_id, 'level': level_id,
+                'disputed': bool(blocked) and line_id not in expired_lines,
+                'invoice': invoice_id, 'number': number,
+                'invoice_date': invoice_date,
+                }
+            if invoice_id:
+                by_invoice.setdefault(invoice_id, []).append(lines[line_id])
+        # A partial payment reduces its invoice's earliest instalments first.
+        for invoice_id, paid in paid_on_invoice.items():
+            for info in by_invoice.get(invoice_id, []):
+                used = min(paid, info['amount'])
+                info['amount'] -= used
+                paid -= used
+            if paid:
+                party_id = by_invoice[invoice_id][0]['party'] if (
+                    invoice_id in by_invoice) else None
+                if party_id:
+                    credits[party_id] += paid
+
+        per_party = defaultdict(list)
+        for info in lines.values():
+            if info['amount'] <= 0:
+                continue
+            per_party[info['party']].append(info)
+        facts = []
+        for party_id in party_ids:
+            info = parties[party_id]
+            procedure = procedures.get(party_id, context['default_procedure'])
+            reachable = {LETTER}
+            if info['email'] and not info['email_opt_out']:
+                reachable.add(EMAIL)
+            facts.append(PartyFacts(
+                    party_id=party_id,
+                    lines=tuple(OpenLine(
+                            id=l['id'], party_id=party_id,
+                            procedure_id=procedure,
+                            maturity_date=l['maturity_date'],
+                            amount=l['amount'], level_id=l['level'],
+                            disputed=l['disputed'],
+                            payment_processing=l['id'] in processing)
+                        for l in per_party[party_id]),
+                    credit=credits[party_id],
+                    reachable=frozenset(reachable),
+                    ordering_blocked=info['blocked']))
+
+        if expired:
+            expired_ids = [d for d, _ in expired]
+            cursor.execute(*dunning.update(
+                    [dunning.blocked, dunning.block_until],
+                    [Literal(False), Null],
+                    where=dunning.id.in_(expired_ids)))
+            Audit.record([Audit.entry('dispute_lifted',
+                        party=lines[l]['party'] if l in lines else None,
+                        lines=[l], date=date,
+                        reason=gettext('dunning_advanced.msg_dispute_expired'))
+                    for l in expired_lines])
+        details = {
+            'lines': lines,
+            'parties': parties,
+            'credits': dict(credits),
+            'per_party': per_party,
+            }
+        return facts, details
+
+    def apply(self, decisions, details, context):
+        "Write the decisions of one batch in bulk"
+        pool = Pool()
+        Dunning = pool.get('account.dunning')
+        Audit = pool.get('account.dunning.audit')
+        dunning = Dunning.__table__()
+        transaction = Transaction()
+        cursor = transaction.connection.cursor()
+        now = dt.datetime.now()
+        lines = details['lines']
+        procedure_of = {}
+        for policy in context['policies'].values():
+            for level in policy.levels:
+                procedure_of[level.id] = policy.procedure_id
+
+        by_level = defaultdict(list)
+        new = []
+        for change in decisions.changes:
+            info = lines[change.line_id]
+            if info['dunning']:
+                by_level[change.level_id].append(info['dunning'])
+            else:
+                new.append([
+                        transaction.user, now, self.company.id,
+                        change.line_id, procedure_of[change.level_id],
+                        change.level_id, 'waiting', self.date,
+                        Literal(False)])
+        for level_id, dunning_ids in by_level.items():
+            for sub in _chunks(dunning_ids):
+                cursor.execute(*dunning.update(
+                        [dunning.level, dunning.procedure, dunning.state,
+                            dunning.date, dunning.write_uid,
+                            dunning.write_date],
+                        [level_id, procedure_of[level_id], 'waiting',
+                            self.date, transaction.user, now],
+                        where=dunning.id.in_(sub)))
+        columns = [dunning.create_uid, dunning.create_date, dunning.company,
+            dunning.line, dunning.procedure, dunning.level, dunning.state,
+            dunning.date, dunning.blocked]
+        for sub in _chunks(new):
+            cursor.execute(*dunning.insert(columns, sub))
+        changed_ids = [c.line_id for c in decisions.changes]
+        dunning_of = {}
+        for sub in _chunks(changed_ids):
+            cursor.execute(*dunning.select(dunning.line, dunning.id,
+                    where=dunning.line.in_(sub)))
+            dunning_of.update(cursor)
+
+        groups = defaultdict(list)
+        for change in decisions.changes:
+            groups[(change.party_id, change.level_id)].append(change.line_id)
+        Audit.record([Audit.entry('level_reached', party=party_id,
+                    level=level_id, lines=line_ids, date=self.date,
+                    amount=sum(lines[l]['amount'] for l in line_ids))
+                for (party_id, level_id), line_ids in groups.items()])
+
+        messages = self.queue_messages(
+            decisions.messages, details, dunning_of, context)
+        actions = self.apply_actions(
+            decisions.actions, details, dunning_of, context)
+        self.parties += len({f for f, _ in groups} | {
+                a.party_id for a in decisions.actions})
+        self.changes += len(decisions.changes)
+        self.messages += messages
+        self.actions += actions
+
+    def queue_messages(self, decisions, details, dunning_of, context):
+        pool = Pool()
+        Message = pool.get('account.dunning.message')
+        MessageDunning = pool.get('account.dunning.message-account.dunning')
+        Audit = pool.get('account.dunning.audit')
+        Renderer = pool.get('account.dunning.renderer')
+        message = Message.__table__()
+        message_dunning = MessageDunning.__table__()
+        transaction = Transaction()
+        cursor = transaction.connection.cursor()
+        now = dt.datetime.now()
+        if not decisions:
+            return 0
+        rendered = Renderer.render(self.company, decisions, details, context)
+        columns = [message.create_uid, message.create_date, message.company,
+            message.party, message.channel, message.level, message.date,
+            message.recipient, message.subject, message.body,
+            message.body_html, message.amount, message.key, message.state,
+            message.attempts]
+        values = []
+        for decision in decisions:
+            recipient, subject, body, body_html = rendered[decision.key]
+            values.append([transaction.user, now, self.company.id,
+                    decision.party_id, decision.channel, decision.level_id,
+                    decision.date, recipient, subject, body, body_html,
+                    decision.amount, decision.key, 'queued', 0])
+        for sub in _chunks(values):
+            cursor.execute(*message.insert(columns, sub))
+        keys = [d.key for d in decisions]
+        message_of = {}
+        for sub in _chunks(keys):
+            cursor.execute(*message.select(message.key, message.id,
+                    where=message.key.in_(sub)))
+            message_of.update(cursor)
+        links = [[transaction.user, now, message_of[d.key], dunning_of[l]]
+            for d in decisions for l in d.line_ids]
+        for sub in _chunks(links):
+            cursor.execute(*message_dunning.insert(
+                    [message_dunning.create_uid, message_dunning.create_date,
+                        message_dunning.message, message_dunning.dunning],
+                    sub))
+        Audit.record([Audit.entry('message_queued', party=d.party_id,
+                    level=d.level_id, lines=d.line_ids, date=d.date,
+                    message=message_of[d.key], amount=d.amount,
+                    reason=d.channel)
+                for d in decisions])
+        return len(decisions)
+
+    def apply_actions(self, actions, details, dunning_of, context):
+        pool = Pool()
+        Escalation = pool.get('account.dunning.escalation')
+        if not actions:
+            return 0
+        with Transaction().set_context(dunning_date=self.date):
+            Escalation.apply(self, actions, details, dunning_of, context)
+        return len(actions)
+
+    @classmethod
+    def summarize(cls, decisions, details):
+        "A text an accountant reads to know what a run would do"
+        pool = Pool()
+        Level = pool.get('account.dunning.level')
+        parties = details['parties']
+        level_ids = {c.level_id for c in decisions.changes} | {
+            m.level_id for m in decisions.messages} | {
+            a.level_id for a in decisions.actions if a.level_id}
+        levels = {l.id: l.rec_name for l in Level.browse(list(level_ids))}
+        out = [gettext('dunning_advanced.msg_dry_run_totals',
+                changes=len(decisions.changes),
+                messages=len(decisions.messages),
+                actions=len(decisions.actions))]
+        for message in decisions.messages:
+            out.append(f"- {parties[message.party_id]['name']}: "
+                f"{levels[message.level_id]} / {message.channel} / "
+                f"{message.amount} ({len(message.line_ids)})")
+        for action in decisions.actions:
+            level = levels.get(action.level_id, '')
+            out.append(f"* {parties[action.party_id]['name']}: "
+                f"{action.kind} {level} {action.amount or ''}".rstrip())
+        skipped = defaultdict(int)
+        for skip in decisions.skipped:
+            skipped[skip.reason] += 1
+        for reason, count in sorted(skipped.items()):
+            out.append(f"~ {reason}: {count}")
+        return '\n'.join(out)
+
+
+def _chunks(values, size=1000):
+    values = list(values)
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+class RunDunningStart(ModelView):
+    "Run Dunning"
+    __name__ = 'account.dunning.run_wizard.start'
+    date = fields.Date("Date", required=True,
+        help="The day the run is for.")
+    dry_run = fields.Boolean("Dry Run",
+        help="Show what would be created and sent, writing nothing.")
+
+    @classmethod
+    def default_date(cls):
+        return Pool().get('ir.date').today()
+
+    @classmethod
+    def default_dry_run(cls):
+        return True
+
+
+class RunDunningResult(ModelView):
+    "Run Dunning"
+    __name__ = 'account.dunning.run_wizard.result'
+    summary = fields.Text("Summary", readonly=True)
+
+
+class RunDunning(Wizard):
+    "Run Dunning"
+    __name__ = 'account.dunning.run_wizard'
+    start = StateView('account.dunning.run_wizard.start',
+        'dunning_advanced.run_wizard_start_view_form', [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Run", 'run_', 'tryton-ok', default=True),
+            ])
+    run_ = StateTransition()
+    result = StateView('account.dunning.run_wizard.result',
+        'dunning_advanced.run_wizard_result_view_form', [
+            Button("Close", 'end', 'tryton-close', default=True),
+            ])
+
+    def transition_run_(self):
+        pool = Pool()
+        Run = pool.get('account.dunning.run')
+        if self.start.dry_run:
+            decisions, details = Run.dry_run(self.start.date)
+            self.result.summary = Run.summarize(decisions, details)
+        else:
+            run = Run.execute(self.start.date)
+            self.result.summary = gettext(
+                'dunning_advanced.msg_run_done', parties=run.parties,
+                changes=run.changes, messages=run.messages,
+                actions=run.actions)
+        return 'result'
+
+    def default_result(self, fields):
+        return {'summary': self.result.summary}
+

@@ -1,0 +1,147 @@
+"""Plain facts in, decisions out.
+
+The Tryton layer turns its records into these frozen dataclasses, calls
+:func:`engine.decide` and writes the decisions back; nothing here knows about
+Tryton, the clock or a database.
+"""
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+EMAIL = 'email'
+LETTER = 'letter'
+
+FEE = 'fee'
+INTEREST = 'interest'
+BLOCK_ORDERING = 'block_ordering'
+UNBLOCK_ORDERING = 'unblock_ordering'
+COLLECTION = 'collection'
+CALL_TASK = 'call_task'
+NO_CONTACT_TASK = 'no_contact_task'
+LEVEL_ACTIONS = (FEE, INTEREST, BLOCK_ORDERING, COLLECTION, CALL_TASK)
+
+SKIP_DISPUTED = 'disputed'
+SKIP_PAYMENT_PROCESSING = 'payment_processing'
+SKIP_COVERED_BY_CREDIT = 'covered_by_credit'
+SKIP_NOT_REACHED = 'not_reached'
+SKIP_NO_PROCEDURE = 'no_procedure'
+
+
+@dataclass(frozen=True)
+class LevelRule:
+    """One step of a procedure, placed by signed days from the maturity date.
+
+    ``offset_days`` is negative before the due date (courtesy), 0 on it and
+    positive after it.
+    """
+    id: int
+    offset_days: int
+    sequence: int = 0
+    channels: tuple[str, ...] = ()
+    fee: bool = False
+    interest_rate: Decimal | None = None
+    block_ordering: bool = False
+    collection: bool = False
+    call_task: bool = False
+
+    @property
+    def actions(self):
+        return tuple(
+            name for name, on in (
+                (FEE, self.fee),
+                (INTEREST, self.interest_rate is not None),
+                (BLOCK_ORDERING, self.block_ordering),
+                (COLLECTION, self.collection),
+                (CALL_TASK, self.call_task),
+                ) if on)
+
+
+@dataclass(frozen=True)
+class Policy:
+    procedure_id: int
+    levels: tuple[LevelRule, ...]
+    rounding: Decimal = Decimal('0.01')
+
+
+@dataclass(frozen=True)
+class OpenLine:
+    """An unreconciled receivable line still owed by the party.
+
+    ``amount`` is what remains due, in the company currency, positive.
+    ``level_id`` is the level its dunning already reached, if any.
+    """
+    id: int
+    party_id: int
+    procedure_id: int | None
+    maturity_date: dt.date
+    amount: Decimal
+    level_id: int | None = None
+    disputed: bool = False
+    payment_processing: bool = False
+
+
+@dataclass(frozen=True)
+class PartyFacts:
+    """Everything the engine needs to know about one party.
+
+    ``credit`` is the sum of the party's unreconciled credits (credit notes,
+    payments on account), positive. ``reachable`` names the channels for
+    which the party has a usable recipient; a letter is always possible.
+    ``ordering_blocked`` says whether ordering is blocked today.
+    """
+    party_id: int
+    lines: tuple[OpenLine, ...]
+    credit: Decimal = Decimal(0)
+    reachable: frozenset[str] = frozenset()
+    ordering_blocked: bool = False
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    line_id: int
+    party_id: int
+    level_id: int
+    previous_level_id: int | None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One reminder to send: one per party, level and channel.
+
+    ``key`` is the idempotency key (party, channel, level, date) that the
+    database keeps unique.
+    """
+    party_id: int
+    level_id: int
+    channel: str
+    line_ids: tuple[int, ...]
+    amount: Decimal
+    date: dt.date
+    key: str
+    next_level_id: int | None = None
+    next_level_date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    party_id: int
+    kind: str
+    level_id: int | None
+    line_ids: tuple[int, ...] = ()
+    amount: Decimal | None = None
+    amounts: tuple[tuple[int, Decimal], ...] = ()
+
+
+@dataclass(frozen=True)
+class Skip:
+    line_id: int
+    party_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decisions:
+    changes: tuple[LevelChange, ...] = ()
+    messages: tuple[Message, ...] = ()
+    actions: tuple[Action, ...] = ()
+    skipped: tuple[Skip, ...] = field(default=(), compare=False)

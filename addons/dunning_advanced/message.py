@@ -1,0 +1,453 @@
+"""Reminder templates, the outbox and its channels (email lives here)."""
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+import hashlib
+import hmac
+import html
+import logging
+import re
+import smtplib
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+
+import trytond.config as config
+from trytond.i18n import gettext
+from trytond.model import (
+    DeactivableMixin, Index, Model, ModelSQL, ModelView, Unique, fields)
+from trytond.model.exceptions import ValidationError
+from trytond.pool import Pool
+from trytond.pyson import Eval
+from trytond.sendmail import send_message
+from trytond.transaction import Transaction
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDER = re.compile(r'\$\{([^}]*)\}')
+PLACEHOLDERS = (
+    'customer', 'contact', 'company', 'date', 'invoices', 'credits',
+    'total_due', 'balance', 'consequence', 'payment_instructions',
+    'portal_link', 'opt_out_link', 'privacy_notice', 'accountant_contact',
+    )
+RETRY_DELAYS = (5, 15, 60, 240, 720, 1440)  # minutes, then every day
+MAX_ATTEMPTS = 10
+
+
+class Template(DeactivableMixin, ModelSQL, ModelView):
+    "Dunning Message Template"
+    __name__ = 'account.dunning.template'
+    name = fields.Char("Name", required=True, translate=True)
+    subject = fields.Char(
+        "Subject", required=True, translate=True,
+        help="Placeholders such as ${customer} are replaced when sending.")
+    body = fields.Text(
+        "Body", required=True, translate=True,
+        help="Available placeholders: " + ", ".join(
+            '${%s}' % p for p in PLACEHOLDERS))
+
+    @classmethod
+    def validate_fields(cls, templates, field_names):
+        super().validate_fields(templates, field_names)
+        if field_names & {'subject', 'body'}:
+            for template in templates:
+                template.check_placeholders()
+
+    def check_placeholders(self):
+        for text in (self.subject, self.body):
+            for name in PLACEHOLDER.findall(text or ''):
+                if name not in PLACEHOLDERS:
+                    raise ValidationError(gettext(
+                            'dunning_advanced.msg_template_unknown_placeholder',
+                            template=self.name, placeholder=name,
+                            placeholders=', '.join(PLACEHOLDERS)))
+
+    @staticmethod
+    def substitute(text, values):
+        return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+class Message(ModelSQL, ModelView):
+    "Dunning Message"
+    __name__ = 'account.dunning.message'
+    _states = {'readonly': True}
+    company = fields.Many2One(
+        'company.company', "Company", required=True, readonly=True)
+    party = fields.Many2One(
+        'party.party', "Party", required=True, readonly=True,
+        context={'company': Eval('company', -1)}, depends={'company'})
+    channel = fields.Selection('get_channels', "Channel", readonly=True)
+    level = fields.Many2One(
+        'account.dunning.level', "Level", readonly=True, ondelete='RESTRICT')
+    date = fields.Date("Date", required=True, readonly=True,
+        help="The date of the run that decided the message.")
+    dunnings = fields.Many2Many(
+        'account.dunning.message-account.dunning', 'message', 'dunning',
+        "Dunnings", readonly=True)
+    recipient = fields.Char("Recipient", readonly=True)
+    subject = fields.Char("Subject", readonly=True)
+    body = fields.Text("Body", readonly=True)
+    body_html = fields.Text("HTML Body", readonly=True)
+    amount = fields.Numeric("Amount", digits=(16, 2), readonly=True)
+    key = fields.Char("Idempotency Key", required=True, readonly=True,
+        help="Party, channel, level and date: one message each.")
+    state = fields.Selection([
+            ('queued', "Queued"),
+            ('deferred', "Deferred"),
+            ('sent', "Sent"),
+            ('failed', "Failed"),
+            ], "State", required=True, readonly=True, sort=False)
+    attempts = fields.Integer("Attempts", readonly=True)
+    last_error = fields.Text("Last Error", readonly=True)
+    next_attempt = fields.DateTime("Next Attempt", readonly=True)
+    sent_at = fields.DateTime("Sent at", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints = [
+            ('key_unique', Unique(t, t.key),
+                'dunning_advanced.msg_message_key_unique'),
+            ]
+        cls._sql_indexes.add(Index(
+                t, (t.state, Index.Equality(cardinality='low')),
+                where=t.state.in_(['queued', 'deferred'])))
+        cls._order = [('date', 'DESC'), ('id', 'DESC')]
+        cls._buttons.update({
+                'retry': {
+                    'invisible': ~Eval('state').in_(['failed', 'deferred']),
+                    'depends': ['state'],
+                    },
+                })
+
+    @classmethod
+    def get_channels(cls):
+        return [('email', "Email"), ('letter', "Letter")]
+
+    @classmethod
+    def default_state(cls):
+        return 'queued'
+
+    @classmethod
+    def default_attempts(cls):
+        return 0
+
+    @classmethod
+    def check_modification(cls, mode, messages, values=None, external=False):
+        super().check_modification(
+            mode, messages, values=values, external=external)
+        if mode == 'delete':
+            raise ValidationError(gettext(
+                    'dunning_advanced.msg_message_delete'))
+
+    @classmethod
+    @ModelView.button
+    def retry(cls, messages):
+        pool = Pool()
+        Audit = pool.get('account.dunning.audit')
+        cls.write(messages, {
+                'state': 'queued',
+                'next_attempt': None,
+                })
+        Audit.record([
+                Audit.entry('message_retried', party=m.party,
+                    message=m, level=m.level) for m in messages])
+        cls.enqueue(messages)
+
+    @classmethod
+    def enqueue(cls, messages):
+        "Send through the queue where a worker runs, else right now"
+        if config.getboolean('queue', 'worker', default=False):
+            cls.__queue__.send(messages)
+        else:
+            cls.send(messages)
+
+    @classmethod
+    def send_pending(cls):
+        "Send what is due; the cron calls it so back-off retries happen"
+        now = dt.datetime.now()
+        messages = cls.search([
+                ('state', '=', 'queued'),
+                ['OR',
+                    ('next_attempt', '=', None),
+                    ('next_attempt', '<=', now),
+                    ],
+                ], order=[('id', 'ASC')])
+        cls.send(messages)
+
+    @classmethod
+    def send(cls, messages):
+        """Send each message once, committing after each.
+
+        The state is re-read under lock so two workers never send the same
+        message; a provider failure leaves it queued with its error and a
+        later attempt time.
+        """
+        pool = Pool()
+        Audit = pool.get('account.dunning.audit')
+        transaction = Transaction()
+        for message_id in [m.id for m in messages]:
+            cls.lock([cls(message_id)])
+            message = cls(message_id)
+            if message.state != 'queued':
+                continue
+            now = dt.datetime.now()
+            if message.next_attempt and message.next_attempt > now:
+                continue
+            sender = getattr(message, '_send_%s' % message.channel)
+            try:
+                sender()
+            except Exception as exception:
+                logger.info("dunning message %s failed", message_id,
+                    exc_info=True)
+                message._failed(exception, now)
+                kind = 'message_failed'
+            else:
+                message.state = 'sent'
+                message.sent_at = now
+                message.attempts = (message.attempts or 0) + 1
+                message.last_error = None
+                kind = 'message_sent'
+            message.save()
+            Audit.record([Audit.entry(kind, party=message.party,
+                        level=message.level, message=message,
+                        reason=message.last_error)])
+            if not pool.test:
+                transaction.commit()
+
+    def _failed(self, exception, now):
+        self.attempts = (self.attempts or 0) + 1
+        self.last_error = f'{exception.__class__.__name__}: {exception}'
+        if self.attempts >= MAX_ATTEMPTS:
+            self.state = 'failed'
+            self.next_attempt = None
+        else:
+            delay = RETRY_DELAYS[min(self.attempts, len(RETRY_DELAYS)) - 1]
+            self.next_attempt = now + dt.timedelta(minutes=delay)
+
+    def _send_letter(self):
+        "Letters are printed from the dunning queue; nothing to transmit"
+
+    def _send_email(self):
+        if not self.recipient:
+            raise ValueError(gettext(
+                    'dunning_advanced.msg_message_no_recipient',
+                    party=self.party.rec_name))
+        msg = self.as_email()
+        try:
+            send_message(msg, strict=True)
+        except smtplib.SMTPRecipientsRefused as exception:
+            raise ValueError(str(exception.recipients)) from exception
+
+    def as_email(self):
+        msg = EmailMessage()
+        from_ = config.get('email', 'from')
+        msg['From'] = from_
+        msg['To'] = formataddr((self.party.rec_name, self.recipient))
+        msg['Subject'] = self.subject
+        msg['Date'] = formatdate(localtime=False, usegmt=True)
+        msg['Message-ID'] = self.message_id
+        msg['Auto-Submitted'] = 'auto-generated'
+        msg['X-Dunning-Key'] = self.key
+        msg.set_content(self.body)
+        if self.body_html:
+            msg.add_alternative(self.body_html, subtype='html')
+        return msg
+
+    @property
+    def message_id(self):
+        "Stable across retries so a receiver can drop a duplicate"
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:32]
+        return f'<dunning-{digest}@{config.get("email", "from_domain", default="dunning.tryton")}>'
+
+
+class MessageDunning(ModelSQL):
+    "Dunning Message - Dunning"
+    __name__ = 'account.dunning.message-account.dunning'
+    message = fields.Many2One(
+        'account.dunning.message', "Message", required=True,
+        ondelete='CASCADE')
+    dunning = fields.Many2One(
+        'account.dunning', "Dunning", required=True, ondelete='CASCADE')
+
+
+class Renderer(Model):
+    "Dunning Message Renderer"
+    __name__ = 'account.dunning.renderer'
+
+    @classmethod
+    def render(cls, company, messages, details, context):
+        """Return {key: (recipient, subject, body, html)} for the messages.
+
+        Texts are read once per template and language, not per message.
+        """
+        pool = Pool()
+        Lang = pool.get('ir.lang')
+        Level = pool.get('account.dunning.level')
+        Party = pool.get('party.party')
+        parties = details['parties']
+        lang_ids = {p['lang'] for p in parties.values() if p['lang']}
+        codes = {l.id: l.code for l in Lang.browse(list(lang_ids))}
+        default_code = Transaction().context.get('language') or 'en'
+        rendered = {}
+        by_code = defaultdict(list)
+        for message in messages:
+            party = parties[message.party_id]
+            by_code[codes.get(party['lang'], default_code)].append(message)
+        for code, code_messages in by_code.items():
+            with Transaction().set_context(language=code):
+                lang = Lang.get(code)
+                level_ids = {m.level_id for m in code_messages} | {
+                    m.next_level_id for m in code_messages if m.next_level_id}
+                levels = {l.id: l for l in Level.browse(list(level_ids))}
+                texts = _Texts(company, context['config'], lang)
+                for message in code_messages:
+                    rendered[message.key] = cls.render_one(
+                        message, details, levels, texts, Party)
+        return rendered
+
+    @classmethod
+    def render_one(cls, message, details, levels, texts, Party):
+        party = details['parties'][message.party_id]
+        level = levels[message.level_id]
+        reached = [details['lines'][l] for l in message.line_ids]
+        others = [l for l in details['per_party'][message.party_id]
+            if l['id'] not in set(message.line_ids) and l['amount'] > 0]
+        credit = details['credits'].get(message.party_id, Decimal(0))
+        total = sum((l['amount'] for l in reached + others), Decimal(0))
+        consequence = ''
+        if message.next_level_id:
+            next_level = levels[message.next_level_id]
+            if next_level.consequence:
+                consequence = gettext(
+                    'dunning_advanced.msg_consequence_on',
+                    date=texts.date(message.next_level_date),
+                    consequence=next_level.consequence)
+        values = {
+            'customer': party['name'],
+            'contact': texts.contact,
+            'company': texts.company_name,
+            'date': texts.date(message.date),
+            'total_due': texts.money(total),
+            'balance': texts.money(total - credit),
+            'consequence': consequence,
+            'payment_instructions': texts.payment_instructions,
+            'portal_link': texts.portal_link,
+            'opt_out_link': texts.opt_out_link(message.party_id),
+            'privacy_notice': texts.privacy_notice,
+            'accountant_contact': texts.contact,
+            }
+        text_values = dict(values,
+            invoices=texts.lines_text(reached + others, message.date),
+            credits=texts.credits_text(credit))
+        html_values = {k: html.escape(v) for k, v in values.items()}
+        html_values.update(
+            invoices=texts.lines_html(reached + others, message.date),
+            credits=texts.credits_html(credit))
+        template = level.template
+        recipient = party['email'] if message.channel == 'email' else None
+        if template is None:
+            return recipient, level.rec_name, '', None
+        subject = Template.substitute(template.subject, values)
+        body = Template.substitute(template.body, text_values)
+        html_body = Template.substitute(
+            html.escape(template.body), html_values)
+        html_body = texts.html_page(html_body)
+        return recipient, subject, body, html_body
+
+
+class _Texts:
+    "Formatting in one language, shared by the messages of a batch"
+
+    def __init__(self, company, config, lang):
+        self.lang = lang
+        self.currency = company.currency
+        self.company_name = company.rec_name
+        self.contact = config.dunning_contact or company.rec_name
+        self.payment_instructions = (config.dunning_payment_instructions
+            or gettext('dunning_advanced.msg_default_payment_instructions'))
+        self.portal_url = (config.dunning_portal_url or '').rstrip('/')
+        self.portal_link = self.portal_url or ''
+        self.privacy_notice = (config.dunning_privacy_notice
+            or gettext('dunning_advanced.msg_default_privacy_notice'))
+        self.secret = config.get_dunning_secret()
+        self.headers = [gettext(f'dunning_advanced.msg_column_{c}') for c in (
+                'invoice', 'date', 'due_date', 'amount', 'days_late')]
+
+    def money(self, amount):
+        return self.lang.currency(amount, self.currency)
+
+    def date(self, value):
+        return self.lang.strftime(value) if value else ''
+
+    def opt_out_link(self, party_id):
+        token = sign_token(self.secret, party_id, 'email')
+        base = self.portal_url or ''
+        return f'{base}/dunning/opt-out/{token}'
+
+    def _rows(self, lines, date):
+        for line in lines:
+            yield [line['number'] or str(line['id']),
+                self.date(line['invoice_date']),
+                self.date(line['maturity_date']),
+                self.money(line['amount']),
+                str(max((date - line['maturity_date']).days, 0))]
+
+    def lines_text(self, lines, date):
+        rows = [self.headers] + list(self._rows(lines, date))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths))
+            .rstrip() for r in rows)
+
+    def lines_html(self, lines, date):
+        head = ''.join(f'<th style="text-align:left;padding:4px 8px">'
+            f'{html.escape(h)}</th>' for h in self.headers)
+        body = ''.join('<tr>' + ''.join(
+                    f'<td style="padding:4px 8px">{html.escape(c)}</td>'
+                    for c in row) + '</tr>'
+            for row in self._rows(lines, date))
+        return (f'<table style="border-collapse:collapse">'
+            f'<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+
+    def credits_text(self, credit):
+        if not credit:
+            return ''
+        return gettext('dunning_advanced.msg_credits',
+            amount=self.money(credit))
+
+    def credits_html(self, credit):
+        return html.escape(self.credits_text(credit))
+
+    def html_page(self, body):
+        paragraphs = ''.join(
+            f'<p>{p.strip().replace(chr(10), "<br>")}</p>'
+            for p in body.split('\n\n') if p.strip())
+        return ('<!DOCTYPE html><html><body style="font-family:sans-serif;'
+            f'color:#222;max-width:640px">{paragraphs}</body></html>')
+
+
+def sign_token(secret, party_id, channel, expires=None):
+    "A token that names the party and channel, signed so nobody forges it"
+    expires = expires or (dt.date.today() + dt.timedelta(days=90))
+    payload = f'{party_id}.{channel}.{expires.isoformat()}'
+    signature = hmac.new(
+        secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
+    return f'{payload}.{signature}'
+
+
+def read_token(secret, token, today):
+    "Return (party_id, channel) of a valid token, else raise ValueError"
+    try:
+        party_id, channel, expires, signature = token.split('.')
+        expires = dt.date.fromisoformat(expires)
+        party_id = int(party_id)
+    except ValueError:
+        raise ValueError('malformed token')
+    payload = f'{party_id}.{channel}.{expires.isoformat()}'
+    expected = hmac.new(
+        secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
+    if not hmac.compare_digest(expected, signature):
+        raise ValueError('bad signature')
+    if expires < today:
+        raise ValueError('expired token')
+    return party_id, channel

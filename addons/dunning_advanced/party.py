@@ -1,0 +1,135 @@
+"""The party's dunning state, its contact for reminders and blocked ordering."""
+import secrets
+
+from trytond.i18n import gettext
+from trytond.model import fields
+from trytond.modules.account_credit_limit.exceptions import (
+    CreditLimitError, CreditLimitWarning)
+from trytond.pool import Pool, PoolMeta
+from trytond.transaction import Transaction
+
+
+class Party(metaclass=PoolMeta):
+    __name__ = 'party.party'
+    dunning_ordering_blocked = fields.Boolean(
+        "Ordering Blocked", readonly=True,
+        help="New sales orders are refused while a line sits at a level "
+        "that blocks ordering.")
+    dunning_email_opt_out = fields.Boolean(
+        "No Email Reminders",
+        help="The customer asked not to get reminders by email; formal "
+        "notices still go by letter.")
+    dunning_messages = fields.One2Many(
+        'account.dunning.message', 'party', "Dunning Messages",
+        readonly=True)
+    dunning_tasks = fields.One2Many(
+        'account.dunning.task', 'party', "Dunning Tasks", readonly=True)
+    dunning_audit = fields.One2Many(
+        'account.dunning.audit', 'party', "Dunning Audit", readonly=True)
+
+    @classmethod
+    def default_dunning_ordering_blocked(cls):
+        return False
+
+    @classmethod
+    def default_dunning_email_opt_out(cls):
+        return False
+
+    @classmethod
+    def copy(cls, parties, default=None):
+        default = default.copy() if default else {}
+        for name in ['dunning_ordering_blocked', 'dunning_messages',
+                'dunning_tasks', 'dunning_audit']:
+            default.setdefault(name, None)
+        return super().copy(parties, default=default)
+
+    @classmethod
+    def write(cls, *args):
+        pool = Pool()
+        Audit = pool.get('account.dunning.audit')
+        entries = []
+        actions = iter(args)
+        for parties, values in zip(actions, actions):
+            if 'dunning_email_opt_out' in values:
+                entries.extend(Audit.entry('manual', party=p,
+                        reason=f"dunning_email_opt_out="
+                        f"{values['dunning_email_opt_out']}")
+                    for p in parties)
+        super().write(*args)
+        Audit.record(entries)
+
+    def blocking_dunnings(self):
+        pool = Pool()
+        Dunning = pool.get('account.dunning')
+        return Dunning.search([
+                ('party', '=', self.id),
+                ('level.credit_limit', '=', True),
+                ('blocked', '!=', True),
+                ('state', '!=', 'draft'),
+                ], order=[('line.maturity_date', 'ASC')])
+
+    def check_credit_limit(self, amount, company, origin=None):
+        """Refuse new orders while a line sits at a level that blocks
+        ordering, naming the overdue invoices.
+
+        Tryton checks this only for parties with a credit limit amount; a
+        blocking level must stop every party.
+        """
+        pool = Pool()
+        ModelData = pool.get('ir.model.data')
+        User = pool.get('res.user')
+        Group = pool.get('res.group')
+        Warning = pool.get('res.user.warning')
+        if amount > 0 and (dunnings := self.blocking_dunnings()):
+            invoices = ', '.join(
+                getattr(d.line.move.origin, 'number', None)
+                or d.line.rec_name for d in dunnings)
+            message = gettext('dunning_advanced.msg_ordering_blocked',
+                party=self.rec_name, invoices=invoices)
+            user_id = Transaction().user
+            group = Group(ModelData.get_id(
+                    'account_credit_limit', 'group_credit_limit'))
+            if not (origin and user_id and group in User(user_id).groups):
+                raise CreditLimitError(message)
+            warning_name = Warning.format('dunning_ordering_blocked', [origin])
+            if Warning.check(warning_name):
+                raise CreditLimitWarning(warning_name, message)
+        super().check_credit_limit(amount, company, origin=origin)
+
+
+class ContactMechanism(metaclass=PoolMeta):
+    __name__ = 'party.contact_mechanism'
+    dunning = fields.Boolean(
+        "Dunning", help="Send payment reminders to this contact.")
+
+    @classmethod
+    def usages(cls, _fields=None):
+        if _fields is None:
+            _fields = []
+        _fields.append('dunning')
+        return super().usages(_fields=_fields)
+
+
+class Configuration(metaclass=PoolMeta):
+    __name__ = 'account.configuration'
+    dunning_portal_url = fields.Char(
+        "Portal URL",
+        help="Where reminders send customers to see and pay their invoices.")
+    dunning_contact = fields.Char(
+        "Dunning Contact",
+        help="Who customers reach about reminders (name, phone, email).")
+    dunning_payment_instructions = fields.Text(
+        "Payment Instructions", translate=True,
+        help="How to pay, shown in every reminder (bank details).")
+    dunning_privacy_notice = fields.Text(
+        "Privacy Notice", translate=True,
+        help="Shown at the foot of every reminder.")
+    dunning_secret = fields.Char(
+        "Dunning Secret", readonly=True,
+        help="Signs the links of reminders; generated on first use.")
+
+    def get_dunning_secret(self):
+        if not self.dunning_secret:
+            self.dunning_secret = secrets.token_hex(32)
+            self.save()
+        return self.dunning_secret

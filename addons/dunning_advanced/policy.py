@@ -1,0 +1,184 @@
+"""The policy: procedures whose levels sit before or after the due date."""
+import datetime as dt
+from decimal import Decimal
+
+from trytond.i18n import gettext
+from trytond.model import fields
+from trytond.model.exceptions import ValidationError
+from trytond.pool import Pool, PoolMeta
+from trytond.pyson import Bool, Eval
+
+from .engine import LevelRule, Policy
+
+
+class Procedure(metaclass=PoolMeta):
+    __name__ = 'account.dunning.procedure'
+    interest_journal = fields.Many2One(
+        'account.journal', "Interest Journal",
+        help="The journal of the moves that charge late-payment interest.")
+    interest_account = fields.Many2One(
+        'account.account', "Interest Account",
+        domain=[('type.revenue', '=', True), ('closed', '!=', True)],
+        help="The revenue account credited with late-payment interest.")
+
+    @classmethod
+    def validate(cls, procedures):
+        super().validate(procedures)
+        for procedure in procedures:
+            procedure.check_levels_order()
+            procedure.check_interest_accounts()
+
+    def check_levels_order(self):
+        previous = None
+        for level in self.levels:
+            offset = level.effective_offset
+            if offset is None:
+                continue
+            if previous is not None and offset <= previous.effective_offset:
+                raise ValidationError(gettext(
+                        'dunning_advanced.msg_level_out_of_order',
+                        procedure=self.rec_name,
+                        level=level.rec_name, offset=offset,
+                        previous=previous.rec_name,
+                        previous_offset=previous.effective_offset))
+            previous = level
+
+    def check_interest_accounts(self):
+        if (any(l.interest_rate for l in self.levels)
+                and not (self.interest_journal and self.interest_account)):
+            raise ValidationError(gettext(
+                    'dunning_advanced.msg_interest_without_account',
+                    procedure=self.rec_name))
+
+    def to_policy(self, rounding=Decimal('0.01')):
+        return Policy(
+            procedure_id=self.id,
+            levels=tuple(
+                l.to_rule() for l in self.levels
+                if l.effective_offset is not None),
+            rounding=rounding)
+
+
+class Level(metaclass=PoolMeta):
+    __name__ = 'account.dunning.level'
+    name = fields.Char("Name", translate=True,
+        help="How accountants and customers call this step.")
+    offset_days = fields.Integer(
+        "Days from Due Date",
+        help="Signed number of days from the maturity date: negative before "
+        "it (courtesy reminder), 0 on it, positive after it.\n"
+        "Leave empty to use the overdue delay.")
+    channels = fields.MultiSelection(
+        'get_channels', "Channels",
+        help="How the customer is told when a line reaches this level.")
+    template = fields.Many2One(
+        'account.dunning.template', "Template",
+        states={'required': Bool(Eval('channels'))},
+        help="The text of the reminder.")
+    interest_rate = fields.Numeric(
+        "Annual Interest Rate", digits=(None, 4),
+        help="Charge interest at this annual rate (0.08 for 8%) on the "
+        "overdue amount for each day late when the level is reached.")
+    collection = fields.Boolean(
+        "Hand over to Collections",
+        help="Open a collection case for the agency.")
+    call_task = fields.Boolean(
+        "Call the Customer",
+        help="Create a task for an accountant to call the customer.")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.credit_limit.string = "Block Ordering"
+        cls.credit_limit.help = (
+            "Refuse new sales orders of the party while it has a line at "
+            "this level.")
+
+    @classmethod
+    def get_channels(cls):
+        pool = Pool()
+        Message = pool.get('account.dunning.message')
+        return Message.get_channels()
+
+    @property
+    def effective_offset(self):
+        if self.offset_days is not None:
+            return self.offset_days
+        if self.overdue is not None:
+            return self.overdue.days
+
+    def test(self, line, date):
+        if self.offset_days is not None:
+            return (date - line.maturity_date) >= dt.timedelta(
+                days=self.offset_days)
+        return super().test(line, date)
+
+    def get_rec_name(self, name):
+        if self.name:
+            return self.name
+        return super().get_rec_name(name)
+
+    @classmethod
+    def validate_fields(cls, levels, field_names):
+        super().validate_fields(levels, field_names)
+        for level in levels:
+            if level.interest_rate is not None and level.interest_rate < 0:
+                raise ValidationError(gettext(
+                        'dunning_advanced.msg_interest_rate_negative',
+                        level=level.rec_name))
+            if level.fee:
+                level.fee.check_account()
+
+    @classmethod
+    def validate(cls, levels):
+        super().validate(levels)
+        for procedure in {l.procedure for l in levels}:
+            procedure.check_levels_order()
+            procedure.check_interest_accounts()
+
+    def to_rule(self):
+        return LevelRule(
+            id=self.id,
+            offset_days=self.effective_offset,
+            sequence=self.sequence or 0,
+            channels=tuple(self.channels or ()),
+            fee=bool(self.fee),
+            interest_rate=self.interest_rate or None,
+            block_ordering=bool(self.credit_limit),
+            collection=bool(self.collection),
+            call_task=bool(self.call_task))
+
+    @property
+    def consequence(self):
+        "What reaching this level does, told to the customer"
+        parts = []
+        if self.fee:
+            parts.append(gettext('dunning_advanced.msg_consequence_fee'))
+        if self.interest_rate:
+            parts.append(gettext(
+                    'dunning_advanced.msg_consequence_interest',
+                    rate=f'{self.interest_rate * 100:.2f}'))
+        if self.credit_limit:
+            parts.append(gettext('dunning_advanced.msg_consequence_block'))
+        if self.collection:
+            parts.append(gettext(
+                    'dunning_advanced.msg_consequence_collection'))
+        return ' '.join(parts)
+
+
+class Fee(metaclass=PoolMeta):
+    __name__ = 'account.dunning.fee'
+
+    @classmethod
+    def validate_fields(cls, fees, field_names):
+        super().validate_fields(fees, field_names)
+        if field_names & {'product', 'journal'}:
+            for fee in fees:
+                fee.check_account()
+
+    def check_account(self):
+        if not (self.journal and self.product
+                and self.product.account_revenue_used):
+            raise ValidationError(gettext(
+                    'dunning_advanced.msg_fee_without_account',
+                    fee=self.rec_name))
