@@ -30,7 +30,8 @@ POLICIES = {1: POLICY}
 
 def line(id, due, amount='100.00', party_id=7, **values):
     values.setdefault('procedure_id', 1)
-    return OpenLine(id, party_id, maturity_date=due, amount=D(amount), **values)
+    return OpenLine(
+        id, party_id, maturity_date=due, amount=D(amount), **values)
 
 
 def days_ago(days):
@@ -110,10 +111,11 @@ def test_one_message_per_party_level_and_channel_for_five_lines():
     decisions = decide(
         [PartyFacts(7, lines, reachable=frozenset({EMAIL}))], POLICIES, TODAY)
 
-    assert [(m.level_id, m.channel, m.line_ids, m.amount)
+    # The oldest line, 15 days late, reaches the +30 notice in 15 days.
+    assert [(m.level_id, m.channel, m.line_ids, m.amount, m.next_level_date)
         for m in decisions.messages] == [
-        (REMINDER.id, EMAIL, (1, 2, 3, 4, 5), D('150.05')),
-        (REMINDER.id, LETTER, (1, 2, 3, 4, 5), D('150.05')),
+        (REMINDER.id, EMAIL, (1, 2, 3, 4, 5), D('150.05'), days_ago(-15)),
+        (REMINDER.id, LETTER, (1, 2, 3, 4, 5), D('150.05'), days_ago(-15)),
         ]
     assert decisions.actions == (
         Action(7, FEE, REMINDER.id, (1, 2, 3, 4, 5)),)
@@ -183,14 +185,14 @@ def test_line_without_a_known_procedure_is_skipped():
 
 def test_credit_covers_oldest_lines_exactly():
     decisions = decide([PartyFacts(7, (
-                    line(2, days_ago(15), '50.00'),
-                    line(1, days_ago(20), '200.00'),
-                    line(3, days_ago(15), '70.00'),
+                    line(1, days_ago(12), '70.00'),
+                    line(2, days_ago(20), '200.00'),
+                    line(3, days_ago(15), '50.00'),
                     ), credit=D('250.00'))], POLICIES, TODAY)
 
-    assert decisions.changes == (LevelChange(3, 7, REMINDER.id, None),)
+    assert decisions.changes == (LevelChange(1, 7, REMINDER.id, None),)
     assert decisions.skipped == (
-        Skip(1, 7, SKIP_COVERED_BY_CREDIT), Skip(2, 7, SKIP_COVERED_BY_CREDIT))
+        Skip(2, 7, SKIP_COVERED_BY_CREDIT), Skip(3, 7, SKIP_COVERED_BY_CREDIT))
 
 
 def test_credit_one_cent_short_duns_the_whole_line():
@@ -234,6 +236,16 @@ def test_level_listing_letter_needs_no_contact_task():
 
     assert [m.channel for m in decisions.messages] == [LETTER]
     assert [a.kind for a in decisions.actions] == [FEE]
+
+
+def test_channel_listed_twice_is_sent_once():
+    twice = Policy(1, (LevelRule(5, 0, channels=(LETTER, EMAIL, LETTER)),))
+
+    decisions = decide(
+        [PartyFacts(7, (line(1, days_ago(0)),), reachable=frozenset({EMAIL}))],
+        {1: twice}, TODAY)
+
+    assert [m.channel for m in decisions.messages] == [LETTER, EMAIL]
 
 
 def test_level_without_channel_sends_nothing():
@@ -420,7 +432,8 @@ def lines_by_id(parties):
 def test_decisions_do_not_depend_on_input_order(scenario, random):
     parties, policy_of = scenario
     shuffled = [
-        replace(party, lines=tuple(random.sample(party.lines, len(party.lines))))
+        replace(party, lines=tuple(
+                random.sample(party.lines, len(party.lines))))
         for party in random.sample(parties, len(parties))]
 
     decisions = decide(parties, policy_of, TODAY)

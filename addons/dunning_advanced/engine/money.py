@@ -3,9 +3,9 @@
 Interest is simple, on a 365-day year, rounded once per line like any amount
 of the company currency (half to even, as Tryton's ``Currency.round``):
 
-    1000.00 at 8 % for 30 days  = 1000.00 * 0.08 * 30 / 365 = 6.5753...  -> 6.58
-      36.50 at 5 % for  5 days  =   36.50 * 0.05 *  5 / 365 = 0.025      -> 0.02
-     109.50 at 5 % for  5 days  =  109.50 * 0.05 *  5 / 365 = 0.075      -> 0.08
+    1000.00 at 8 % for 30 days = 1000.00 * 0.08 * 30 / 365 = 6.5753... -> 6.58
+      36.50 at 5 % for  5 days =   36.50 * 0.05 *  5 / 365 = 0.025     -> 0.02
+     109.50 at 5 % for  5 days =  109.50 * 0.05 *  5 / 365 = 0.075     -> 0.08
 """
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 

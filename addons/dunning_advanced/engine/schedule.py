@@ -121,7 +121,7 @@ class Group:
     def reachable_channels(self) -> tuple[str, ...]:
         # A channel listed twice would send twice under one idempotency key.
         return tuple(
-            channel for channel in self.level.channels
+            channel for channel in dict.fromkeys(self.level.channels)
             if channel == LETTER or channel in self.party.reachable)
 
     @property
@@ -137,6 +137,7 @@ class Group:
 def decide(
         parties: Iterable[PartyFacts], policies: Mapping[int, Policy],
         date: dt.date) -> Decisions:
+    "What the dunning run of date changes, sends and does, party by party."
     levels = {
         procedure_id: ordered_levels(policy)
         for procedure_id, policy in policies.items()}
@@ -166,7 +167,8 @@ def decide(
             blocked = blocked or group.level.block_ordering
         blocking = blocking_level(party, levels, moves)
         if blocking and not blocked:
-            # A line at a blocking level whose dispute got settled.
+            # Nothing reached a blocking level today but a line sits at one,
+            # e.g. once its dispute is settled.
             blocking_rank, level = blocking
             party_actions.append((blocking_rank, Action(
                         party.party_id, BLOCK_ORDERING, level.id)))
@@ -210,6 +212,7 @@ def move_lines(
             if line_rank < 0:
                 reason = SKIP_NOT_REACHED
             else:
+                # Never down: a line already at or past its target stays.
                 if rank(line_levels, line.level_id) < line_rank:
                     moves[line.id] = line, line_rank
                 continue
