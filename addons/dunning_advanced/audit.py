@@ -4,6 +4,7 @@ import datetime as dt
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.model.exceptions import AccessError
+from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
 KINDS = [
@@ -33,7 +34,8 @@ class Audit(ModelSQL, ModelView):
         help="The dunning date the entry is about.")
     user = fields.Many2One('res.user', "User", readonly=True)
     kind = fields.Selection(KINDS, "Kind", readonly=True)
-    party = fields.Many2One('party.party', "Party", readonly=True)
+    party = fields.Many2One('party.party', "Party", readonly=True,
+        context={'company': Eval('company', -1)}, depends={'company'})
     level = fields.Many2One('account.dunning.level', "Level", readonly=True)
     lines = fields.Text("Lines", readonly=True,
         help="The receivable lines concerned, by id.")

@@ -296,6 +296,7 @@ class Run(ModelSQL, ModelView):
         party_procedure = pool.get(
             'party.party.dunning_procedure').__table__()
         party = pool.get('party.party').__table__()
+        party_lang = pool.get('party.party.lang').__table__()
         contact = pool.get('party.contact_mechanism').__table__()
         cursor = Transaction().connection.cursor()
 
@@ -336,8 +337,9 @@ class Run(ModelSQL, ModelView):
                 where=party_procedure.party.in_(party_ids)))
         procedures = dict(cursor)
 
-        cursor.execute(*party.select(
-                party.id, party.name, party.lang,
+        cursor.execute(*party.join(party_lang, 'LEFT',
+                condition=party_lang.party == party.id).select(
+                party.id, party.name, party_lang.lang,
                 party.dunning_ordering_blocked, party.dunning_email_opt_out,
                 where=party.id.in_(party_ids)))
         parties = {r[0]: {

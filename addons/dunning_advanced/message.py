@@ -115,7 +115,7 @@ class Message(ModelSQL, ModelView):
         cls._order = [('date', 'DESC'), ('id', 'DESC')]
         cls._buttons.update({
                 'retry': {
-                    'invisible': ~Eval('state').in_(['failed', 'deferred']),
+                    'invisible': Eval('state') == 'sent',
                     'depends': ['state'],
                     },
                 })
@@ -156,49 +156,51 @@ class Message(ModelSQL, ModelView):
 
     @classmethod
     def enqueue(cls, messages):
-        "Send through the queue where a worker runs, else right now"
-        if config.getboolean('queue', 'worker', default=False):
-            cls.__queue__.send(messages)
-        else:
-            cls.send(messages)
+        """Send each message in a queue task of its own.
+
+        A trytond-worker takes the tasks where one runs; elsewhere they run
+        right after the transaction that queued them commits. Either way a
+        provider is only called once the message is safely stored, and each
+        delivery commits on its own.
+        """
+        for message in messages:
+            cls.__queue__.send([message])
 
     @classmethod
     def send_pending(cls):
-        "Send what is due; the cron calls it so back-off retries happen"
+        "Queue what is due; the cron calls it so back-off retries happen"
         now = dt.datetime.now()
-        messages = cls.search([
-                ('state', '=', 'queued'),
-                ['OR',
-                    ('next_attempt', '=', None),
-                    ('next_attempt', '<=', now),
-                    ],
-                ], order=[('id', 'ASC')])
-        cls.send(messages)
+        cls.enqueue(cls.search([
+                    ('state', '=', 'queued'),
+                    ['OR',
+                        ('next_attempt', '=', None),
+                        ('next_attempt', '<=', now),
+                        ],
+                    ], order=[('id', 'ASC')]))
 
     @classmethod
     def send(cls, messages):
-        """Send each message once, committing after each.
+        """Deliver the queued messages.
 
-        The state is re-read under lock so two workers never send the same
-        message; a provider failure leaves it queued with its error and a
-        later attempt time.
+        The rows are locked before any provider is called, so two workers
+        never deliver the same message and a transaction restarted by
+        Tryton to take the locks has sent nothing yet. A provider failure
+        leaves the message queued with its error and a later attempt time.
         """
         pool = Pool()
         Audit = pool.get('account.dunning.audit')
-        transaction = Transaction()
-        for message_id in [m.id for m in messages]:
-            cls.lock([cls(message_id)])
-            message = cls(message_id)
-            if message.state != 'queued':
-                continue
-            now = dt.datetime.now()
-            if message.next_attempt and message.next_attempt > now:
+        cls.lock(messages)
+        now = dt.datetime.now()
+        entries = []
+        for message in cls.browse(messages):
+            if message.state != 'queued' or (
+                    message.next_attempt and message.next_attempt > now):
                 continue
             sender = getattr(message, '_send_%s' % message.channel)
             try:
                 sender()
             except Exception as exception:
-                logger.info("dunning message %s failed", message_id,
+                logger.info("dunning message %s failed", message.id,
                     exc_info=True)
                 message._failed(exception, now)
                 kind = 'message_failed'
@@ -209,11 +211,10 @@ class Message(ModelSQL, ModelView):
                 message.last_error = None
                 kind = 'message_sent'
             message.save()
-            Audit.record([Audit.entry(kind, party=message.party,
-                        level=message.level, message=message,
-                        reason=message.last_error)])
-            if not pool.test:
-                transaction.commit()
+            entries.append(Audit.entry(kind, party=message.party,
+                    level=message.level, message=message,
+                    reason=message.last_error))
+        Audit.record(entries)
 
     def _failed(self, exception, now):
         self.attempts = (self.attempts or 0) + 1
@@ -375,7 +376,7 @@ class _Texts:
                 'invoice', 'date', 'due_date', 'amount', 'days_late')]
 
     def money(self, amount):
-        return self.lang.currency(amount, self.currency)
+        return self.lang.currency(amount, self.currency, grouping=True)
 
     def date(self, value):
         return self.lang.strftime(value) if value else ''
@@ -391,7 +392,12 @@ class _Texts:
                 self.date(line['invoice_date']),
                 self.date(line['maturity_date']),
                 self.money(line['amount']),
-                str(max((date - line['maturity_date']).days, 0))]
+                self.days_late(date, line['maturity_date'])]
+
+    @staticmethod
+    def days_late(date, maturity_date):
+        days = (date - maturity_date).days
+        return str(days) if days > 0 else ''
 
     def lines_text(self, lines, date):
         rows = [self.headers] + list(self._rows(lines, date))

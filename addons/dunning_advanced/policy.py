@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from trytond.i18n import gettext
 from trytond.model import fields
+from trytond.exceptions import UserError
 from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval
@@ -44,7 +45,7 @@ class Procedure(metaclass=PoolMeta):
             previous = level
 
     def check_interest_accounts(self):
-        if (any(l.interest_rate for l in self.levels)
+        if (any((l.interest_rate or 0) > 0 for l in self.levels)
                 and not (self.interest_journal and self.interest_account)):
             raise ValidationError(gettext(
                     'dunning_advanced.msg_interest_without_account',
@@ -177,8 +178,11 @@ class Fee(metaclass=PoolMeta):
                 fee.check_account()
 
     def check_account(self):
-        if not (self.journal and self.product
-                and self.product.account_revenue_used):
+        try:
+            account = self.product.account_revenue_used
+        except UserError:
+            account = None
+        if not (self.journal and account):
             raise ValidationError(gettext(
                     'dunning_advanced.msg_fee_without_account',
                     fee=self.rec_name))
