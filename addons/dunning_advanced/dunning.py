@@ -316,7 +316,7 @@ class Run(ModelSQL, ModelView):
                 condition=invoice_payment.line == line.id))
         cursor.execute(*query.select(
                 line.id, line.party, line.maturity_date,
-                line.debit - line.credit, line.move, line.account,
+                line.debit, line.credit, line.move, line.account,
                 dunning.id, dunning.level, dunning.blocked,
                 invoice.id, invoice.number, invoice.invoice_date,
                 invoice_payment.invoice,
@@ -324,7 +324,7 @@ class Run(ModelSQL, ModelView):
                 order_by=[line.party, line.maturity_date, line.id]))
         rows = cursor.fetchall()
 
-        debit_ids = [r[0] for r in rows if r[3] > 0]
+        debit_ids = [r[0] for r in rows if r[3] > r[4]]
         processing = set()
         for sub in _chunks(debit_ids):
             cursor.execute(*payment.select(payment.line,
@@ -363,10 +363,11 @@ class Run(ModelSQL, ModelView):
         expired_lines = {l for _, l in expired}
         lines, credits, by_invoice = {}, defaultdict(Decimal), {}
         paid_on_invoice = defaultdict(Decimal)
-        for (line_id, party_id, maturity, amount, move_id, account_id,
+        for (line_id, party_id, maturity, debit, credit, move_id, account_id,
                 dunning_id, level_id, blocked, invoice_id, number,
                 invoice_date, paid_invoice) in rows:
-            amount = Decimal(amount)
+            # Subtract in Python: SQLite would compute it as a float.
+            amount = Decimal(debit) - Decimal(credit)
             if amount < 0:
                 if paid_invoice:
                     paid_on_invoice[paid_invoice] -= amount
