@@ -154,3 +154,43 @@ def test_unallocated_payment_and_credit_note(tryton, mailbox):
     credit_note.click('post')
     run_dunning(day(10))
     assert len(mailbox.messages) == 1, "the credits cover what is owed"
+
+
+def test_opt_out_link(tryton, mailbox):
+    from werkzeug.test import Client
+
+    from trytond.wsgi import app
+    Configuration = Model.get('account.configuration')
+    configuration = Configuration(1)
+    database = tryton['config'].database_name
+    configuration.dunning_portal_url = f'http://localhost/{database}'
+    configuration.save()
+    party = make_customer("Garage Petit", 'petit@garage.example')
+    make_invoice(tryton, party, '210.00', INVOICE_DATE)
+    run_dunning(day(0))
+    email, = mailbox.messages
+    link = re.search(r'http://localhost(/\S+/dunning/opt-out/\S+)',
+        body_of(email)).group(1)
+    assert email['List-Unsubscribe-Post'] == 'List-Unsubscribe=One-Click'
+
+    client = Client(app)
+    forged = client.post(link[:-1] + ('0' if link[-1] != '0' else '1'))
+    assert forged.status_code == 400
+    assert "not valid (bad signature)" in forged.get_data(as_text=True)
+    page = client.get(link)
+    assert page.status_code == 200 and "Garage Petit" in page.get_data(
+        as_text=True)
+    party.reload()
+    assert not party.dunning_email_opt_out, "a GET changes nothing"
+
+    done = client.post(link)
+    assert done.status_code == 200
+    assert "will no longer receive" in done.get_data(as_text=True)
+    party.reload()
+    assert party.dunning_email_opt_out
+
+    run_dunning(day(3))
+    assert len(mailbox.messages) == 1, "no email after the opt-out"
+    Message = Model.get('account.dunning.message')
+    letter, = Message.find([('party', '=', party.id), ('date', '=', day(3))])
+    assert letter.channel == 'letter'

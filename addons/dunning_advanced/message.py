@@ -250,10 +250,19 @@ class Message(ModelSQL, ModelView):
         msg['Message-ID'] = self.message_id
         msg['Auto-Submitted'] = 'auto-generated'
         msg['X-Dunning-Key'] = self.key
+        if unsubscribe := self.opt_out_url():
+            # RFC 8058: mail clients offer a one-click "unsubscribe"
+            msg['List-Unsubscribe'] = f'<{unsubscribe}>'
+            msg['List-Unsubscribe-Post'] = 'List-Unsubscribe=One-Click'
         msg.set_content(self.body)
         if self.body_html:
             msg.add_alternative(self.body_html, subtype='html')
         return msg
+
+    def opt_out_url(self):
+        pool = Pool()
+        Configuration = pool.get('account.configuration')
+        return opt_out_url(Configuration(1), self.party.id, self.channel)
 
     @property
     def message_id(self):
@@ -367,11 +376,10 @@ class _Texts:
         self.contact = config.dunning_contact or company.rec_name
         self.payment_instructions = (config.dunning_payment_instructions
             or gettext('dunning_advanced.msg_default_payment_instructions'))
-        self.portal_url = (config.dunning_portal_url or '').rstrip('/')
-        self.portal_link = self.portal_url or ''
+        self.config = config
+        self.portal_link = (config.dunning_portal_url or '').rstrip('/')
         self.privacy_notice = (config.dunning_privacy_notice
             or gettext('dunning_advanced.msg_default_privacy_notice'))
-        self.secret = config.get_dunning_secret()
         self.headers = [gettext(f'dunning_advanced.msg_column_{c}') for c in (
                 'invoice', 'date', 'due_date', 'amount', 'days_late')]
 
@@ -382,9 +390,7 @@ class _Texts:
         return self.lang.strftime(value) if value else ''
 
     def opt_out_link(self, party_id):
-        token = sign_token(self.secret, party_id, 'email')
-        base = self.portal_url or ''
-        return f'{base}/dunning/opt-out/{token}'
+        return opt_out_url(self.config, party_id, 'email') or self.contact
 
     def _rows(self, lines, date):
         for line in lines:
@@ -430,6 +436,14 @@ class _Texts:
             for p in body.split('\n\n') if p.strip())
         return ('<!DOCTYPE html><html><body style="font-family:sans-serif;'
             f'color:#222;max-width:640px">{paragraphs}</body></html>')
+
+
+def opt_out_url(config, party_id, channel):
+    "The link that stops a channel, under the portal's address"
+    if config.dunning_portal_url:
+        token = sign_token(config.get_dunning_secret(), party_id, channel)
+        return (f"{config.dunning_portal_url.rstrip('/')}"
+            f"/dunning/opt-out/{token}")
 
 
 def sign_token(secret, party_id, channel, expires=None):
