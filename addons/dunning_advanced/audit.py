@@ -7,6 +7,8 @@ from trytond.model.exceptions import AccessError
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
+from . import bulk
+
 KINDS = [
     ('level_reached', "Level Reached"),
     ('message_queued', "Message Queued"),
@@ -96,6 +98,4 @@ class Audit(ModelSQL, ModelView):
                 e['party'], e['level'], e['lines'], e['message'],
                 e['amount'], e['reason'], e['date']]
             for e in entries]
-        cursor = transaction.connection.cursor()
-        for i in range(0, len(values), 1000):
-            cursor.execute(*table.insert(columns, values[i:i + 1000]))
+        bulk.insert(table, columns, values)

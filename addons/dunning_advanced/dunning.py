@@ -14,7 +14,8 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from . import engine
+from . import bulk, engine
+from .bulk import chunks
 from .engine import EMAIL, LETTER, Decisions, OpenLine, PartyFacts
 
 PROCESSING_PAYMENT_STATES = ('submitted', 'approved', 'processing')
@@ -326,7 +327,7 @@ class Run(ModelSQL, ModelView):
 
         debit_ids = [r[0] for r in rows if r[3] > r[4]]
         processing = set()
-        for sub in _chunks(debit_ids):
+        for sub in chunks(debit_ids):
             cursor.execute(*payment.select(payment.line,
                     where=payment.line.in_(sub)
                     & payment.state.in_(PROCESSING_PAYMENT_STATES)))
@@ -468,10 +469,9 @@ class Run(ModelSQL, ModelView):
                 new.append([
                         transaction.user, now, self.company.id,
                         change.line_id, procedure_of[change.level_id],
-                        change.level_id, 'waiting', self.date,
-                        Literal(False)])
+                        change.level_id, 'waiting', self.date, False])
         for level_id, dunning_ids in by_level.items():
-            for sub in _chunks(dunning_ids):
+            for sub in chunks(dunning_ids):
                 cursor.execute(*dunning.update(
                         [dunning.level, dunning.procedure, dunning.state,
                             dunning.date, dunning.write_uid,
@@ -482,11 +482,10 @@ class Run(ModelSQL, ModelView):
         columns = [dunning.create_uid, dunning.create_date, dunning.company,
             dunning.line, dunning.procedure, dunning.level, dunning.state,
             dunning.date, dunning.blocked]
-        for sub in _chunks(new):
-            cursor.execute(*dunning.insert(columns, sub))
+        bulk.insert(dunning, columns, new)
         changed_ids = [c.line_id for c in decisions.changes]
         dunning_of = {}
-        for sub in _chunks(changed_ids):
+        for sub in chunks(changed_ids):
             cursor.execute(*dunning.select(dunning.line, dunning.id,
                     where=dunning.line.in_(sub)))
             dunning_of.update(cursor)
@@ -535,21 +534,19 @@ class Run(ModelSQL, ModelView):
                     decision.party_id, decision.channel, decision.level_id,
                     decision.date, recipient, subject, body, body_html,
                     decision.amount, decision.key, 'queued', 0])
-        for sub in _chunks(values):
-            cursor.execute(*message.insert(columns, sub))
+        bulk.insert(message, columns, values)
         keys = [d.key for d in decisions]
         message_of = {}
-        for sub in _chunks(keys):
+        for sub in chunks(keys):
             cursor.execute(*message.select(message.key, message.id,
                     where=message.key.in_(sub)))
             message_of.update(cursor)
         links = [[transaction.user, now, message_of[d.key], dunning_of[l]]
             for d in decisions for l in d.line_ids]
-        for sub in _chunks(links):
-            cursor.execute(*message_dunning.insert(
-                    [message_dunning.create_uid, message_dunning.create_date,
-                        message_dunning.message, message_dunning.dunning],
-                    sub))
+        bulk.insert(message_dunning,
+            [message_dunning.create_uid, message_dunning.create_date,
+                message_dunning.message, message_dunning.dunning],
+            links)
         Audit.record([Audit.entry('message_queued', party=d.party_id,
                     level=d.level_id, lines=d.line_ids, date=d.date,
                     message=message_of[d.key], amount=d.amount,
@@ -594,12 +591,6 @@ class Run(ModelSQL, ModelView):
         for reason, count in sorted(skipped.items()):
             out.append(f"~ {reason}: {count}")
         return '\n'.join(out)
-
-
-def _chunks(values, size=1000):
-    values = list(values)
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
 
 
 class RunDunningStart(ModelView):
