@@ -270,6 +270,7 @@ class Task(Workflow, ModelSQL, ModelView):
             (CALL_TASK, "Call the customer"),
             (NO_CONTACT_TASK, "Find a contact (no email address)"),
             ], "Kind", readonly=True)
+    kind_string = kind.translated('kind')
     date = fields.Date("Date", readonly=True)
     level = fields.Many2One('account.dunning.level', "Level", readonly=True)
     amount = fields.Numeric("Amount", digits=(16, 2), readonly=True)
@@ -295,6 +296,9 @@ class Task(Workflow, ModelSQL, ModelView):
     @classmethod
     def default_state(cls):
         return 'open'
+
+    def get_rec_name(self, name):
+        return f'{self.kind_string} - {self.party.rec_name}'
 
     @classmethod
     @ModelView.button

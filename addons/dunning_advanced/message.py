@@ -294,7 +294,7 @@ class Renderer(Model):
         pool = Pool()
         Lang = pool.get('ir.lang')
         Level = pool.get('account.dunning.level')
-        Party = pool.get('party.party')
+        Configuration = pool.get('account.configuration')
         parties = details['parties']
         lang_ids = {p['lang'] for p in parties.values() if p['lang']}
         codes = {l.id: l.code for l in Lang.browse(list(lang_ids))}
@@ -310,21 +310,22 @@ class Renderer(Model):
                 level_ids = {m.level_id for m in code_messages} | {
                     m.next_level_id for m in code_messages if m.next_level_id}
                 levels = {l.id: l for l in Level.browse(list(level_ids))}
-                texts = _Texts(company, context['config'], lang)
+                # Read here: the configuration's texts are translated.
+                texts = _Texts(company, Configuration(1), lang)
                 for message in code_messages:
                     rendered[message.key] = cls.render_one(
-                        message, details, levels, texts, Party)
+                        message, details, levels, texts)
         return rendered
 
     @classmethod
-    def render_one(cls, message, details, levels, texts, Party):
+    def render_one(cls, message, details, levels, texts):
+        "The lines that reached the level among all the party's open items"
         party = details['parties'][message.party_id]
         level = levels[message.level_id]
-        reached = [details['lines'][l] for l in message.line_ids]
-        others = [l for l in details['per_party'][message.party_id]
-            if l['id'] not in set(message.line_ids) and l['amount'] > 0]
+        items = [l for l in details['per_party'][message.party_id]
+            if l['amount'] > 0]
         credit = details['credits'].get(message.party_id, Decimal(0))
-        total = sum((l['amount'] for l in reached + others), Decimal(0))
+        total = sum((l['amount'] for l in items), Decimal(0))
         consequence = ''
         if message.next_level_id:
             next_level = levels[message.next_level_id]
@@ -347,13 +348,13 @@ class Renderer(Model):
             'privacy_notice': texts.privacy_notice,
             'accountant_contact': texts.contact,
             }
+        text_table, html_table = texts.tables(
+            message.party_id, items, message.date)
         text_values = dict(values,
-            invoices=texts.lines_text(reached + others, message.date),
-            credits=texts.credits_text(credit))
+            invoices=text_table, credits=texts.credits_text(credit))
         html_values = {k: html.escape(v) for k, v in values.items()}
         html_values.update(
-            invoices=texts.lines_html(reached + others, message.date),
-            credits=texts.credits_html(credit))
+            invoices=html_table, credits=texts.credits_html(credit))
         template = level.template
         recipient = party['email'] if message.channel == 'email' else None
         if template is None:
@@ -383,6 +384,7 @@ class _Texts:
         self._money = MoneyFormat(lang, company.currency)
         self._dates = {}
         self._rows = {}
+        self._tables = {}
         self.headers = [gettext(f'dunning_advanced.msg_column_{c}') for c in (
                 'invoice', 'date', 'due_date', 'amount', 'days_late')]
 
@@ -415,6 +417,13 @@ class _Texts:
     def days_late(date, maturity_date):
         days = (date - maturity_date).days
         return str(days) if days > 0 else ''
+
+    def tables(self, party_id, lines, date):
+        "The open items of a party are the same in each of its messages"
+        if party_id not in self._tables:
+            self._tables[party_id] = (
+                self.lines_text(lines, date), self.lines_html(lines, date))
+        return self._tables[party_id]
 
     def lines_text(self, lines, date):
         rows = [self.headers] + self._table(lines, date)

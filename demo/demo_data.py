@@ -1,0 +1,877 @@
+#!/usr/bin/env python3
+"""Demo data for the dunning demo: a B2B car-parts distributor.
+
+"Pièces Auto Pro SAS" sells parts on credit to garages, workshops and
+fleets in France and the UK.  The data holds twelve months of invoicing
+history, most of it paid (on time, late once, often late) and a few
+well-defined situations for the dunning run of today:
+
+* an invoice due in exactly 7 days (courtesy reminder) and one due today;
+* invoices overdue by 3, 10, 15, 21, 30 and 48 days;
+* a high-risk customer with several invoices 30 to 90 days overdue;
+* a customer disputing an overdue invoice (brake discs delivery);
+* a customer with an unreconciled credit note;
+* a customer without any email address (letter and task fallback).
+
+Everything is relative to the real today, and deterministic
+(``random.Random(42)``).
+
+Usable alone on a database where ``dunning_advanced`` is activated::
+
+    python demo/demo_data.py -c var/trytond-demo.conf -d demo
+"""
+import argparse
+import contextlib
+import datetime as dt
+import random
+import sys
+import time
+from decimal import Decimal
+
+from dateutil.relativedelta import relativedelta
+
+from proteus import Model
+from proteus import config as pconfig
+
+__all__ = ['load']
+
+COMPANY_NAME = "Pièces Auto Pro SAS"
+CENT = Decimal('0.01')
+
+# name, list price (untaxed), type, typical quantity range
+PRODUCTS = [
+    ("Brake pads set", Decimal('45.90'), 'goods', (2, 12)),
+    ("Brake discs pair", Decimal('89.50'), 'goods', (1, 8)),
+    ("Oil filter", Decimal('8.90'), 'goods', (10, 40)),
+    ("Air filter", Decimal('14.50'), 'goods', (5, 20)),
+    ("Engine oil 5W-30 (5 L)", Decimal('32.00'), 'goods', (4, 24)),
+    ("Timing belt kit", Decimal('149.00'), 'goods', (1, 4)),
+    ("Car battery 70 Ah", Decimal('118.00'), 'goods', (1, 6)),
+    ("Shock absorber", Decimal('62.40'), 'goods', (2, 8)),
+    ("Spark plugs (set of 4)", Decimal('24.80'), 'goods', (2, 15)),
+    ("Clutch kit", Decimal('265.00'), 'goods', (1, 3)),
+    ("Wiper blades pair", Decimal('19.90'), 'goods', (5, 20)),
+    ("Express delivery", Decimal('15.00'), 'service', (1, 1)),
+    ]
+
+PRICES = {name: price for name, price, _, _ in PRODUCTS}
+
+# Profiles of payment behaviour
+RELIABLE = 'reliable'        # pays on or before the due date
+LATE_ONCE = 'late_once'      # was late once in the year
+OFTEN_LATE = 'often_late'    # often pays 10-40 days late
+HIGH_RISK = 'high_risk'      # several invoices 30-90 days overdue
+
+# name, country, city, postal code, street, lang, payment term key,
+# monthly invoice rate, profile, special role
+CUSTOMERS = [
+    ("Garage Dupont", 'FR', "Lyon", "69003", "12 rue Paul Bert",
+        'fr', 'net30', 1.0, RELIABLE, 'due_in_7'),
+    ("Atelier Martin", 'FR', "Villeurbanne", "69100",
+        "48 cours Émile Zola", 'fr', 'net30', 0.9, RELIABLE, 'due_today'),
+    ("Garage Moreau & Fils", 'FR', "Grenoble", "38000",
+        "5 avenue Alsace-Lorraine", 'fr', 'net45', 0.8, RELIABLE, None),
+    ("Carrosserie Lefebvre", 'FR', "Saint-Étienne", "42000",
+        "27 rue de la Montat", 'fr', 'net30', 0.7, LATE_ONCE, 'overdue_30'),
+    ("Garage du Centre", 'FR', "Annecy", "74000", "3 rue Royale",
+        'fr', 'eom30', 0.6, RELIABLE, None),
+    ("Auto Service Girard", 'FR', "Valence", "26000",
+        "91 avenue Victor Hugo", 'fr', 'net30', 0.7, RELIABLE, None),
+    ("Garage Bernard", 'FR', "Mâcon", "71000", "14 quai Lamartine",
+        'fr', 'net30', 0.5, LATE_ONCE, None),
+    ("Atelier Mécanique Roux", 'FR', "Chambéry", "73000",
+        "8 rue de Boigne", 'fr', 'net30', 0.6, OFTEN_LATE, None),
+    ("Garage des Alpes", 'FR', "Gap", "05000", "22 route de Briançon",
+        'fr', 'eom30', 0.5, RELIABLE, None),
+    ("Transports Fournier", 'FR', "Villefranche-sur-Saône", "69400",
+        "150 avenue de l'Europe", 'fr', 'net30', 1.4, RELIABLE, 'disputed'),
+    ("Garage Petit", 'FR', "Bourg-en-Bresse", "01000",
+        "6 boulevard de Brou", 'fr', 'net30', 0.6, OFTEN_LATE, 'overdue_10'),
+    ("Atelier Fontaine", 'FR', "Vienne", "38200", "33 cours Romestang",
+        'fr', 'net30', 0.5, RELIABLE, None),
+    ("Garage Mercier Automobiles", 'FR', "Clermont-Ferrand", "63000",
+        "71 avenue de la République", 'fr', 'net45', 0.9, LATE_ONCE, None),
+    ("Flotte Services Rhône", 'FR', "Lyon", "69007",
+        "210 avenue Jean Jaurès", 'fr', 'eom30', 1.5, RELIABLE, None),
+    ("Taxis Lyonnais", 'FR', "Lyon", "69002", "9 quai Perrache",
+        'fr', 'net30', 1.2, OFTEN_LATE, None),
+    ("Garage Lambert", 'FR', "Roanne", "42300", "18 rue Jean Jaurès",
+        'fr', 'net30', 0.6, OFTEN_LATE, 'overdue_48'),
+    ("Garage Rousseau", 'FR', "Dijon", "21000", "40 rue d'Auxonne",
+        'fr', 'net30', 0.7, RELIABLE, None),
+    ("Auto Répar' Blanc", 'FR', "Besançon", "25000",
+        "2 rue de Vesoul", 'fr', 'net30', 0.5, LATE_ONCE, None),
+    ("Garage Chevalier", 'FR', "Annemasse", "74100",
+        "55 rue du Salève", 'fr', 'net30', 0.5, RELIABLE, None),
+    ("Ambulances Garnier", 'FR', "Lyon", "69008",
+        "4 rue Professeur Beauvisage", 'fr', 'net45', 1.0, RELIABLE, None),
+    ("Garage Faure", 'FR', "Aix-les-Bains", "73100",
+        "11 boulevard Wilson", 'fr', 'net30', 0.4, RELIABLE, None),
+    ("Atelier Bonnet Poids Lourds", 'FR', "Saint-Priest", "69800",
+        "8 rue du Dauphiné", 'fr', 'net45', 1.1, OFTEN_LATE, None),
+    ("Garage de la Gare", 'FR', "Vichy", "03200", "1 place de la Gare",
+        'fr', 'net30', 0.5, RELIABLE, 'no_email'),
+    ("Location Utilitaires Perrin", 'FR', "Bron", "69500",
+        "120 boulevard Pinel", 'fr', 'eom30', 1.2, LATE_ONCE, None),
+    ("Garage Morel", 'FR', "Oyonnax", "01100", "7 rue Anatole France",
+        'fr', 'net30', 0.4, RELIABLE, None),
+    ("Dépannage Guérin", 'FR', "Bourgoin-Jallieu", "38300",
+        "63 avenue Alsace-Lorraine", 'fr', 'net30', 0.9, HIGH_RISK,
+        'high_risk'),
+    ("Centre Auto Boyer", 'FR', "Montélimar", "26200",
+        "19 avenue d'Espoulette", 'fr', 'net30', 0.6, RELIABLE, None),
+    ("Garage Henry", 'FR', "Thonon-les-Bains", "74200",
+        "30 avenue de Genève", 'fr', 'net30', 0.5, LATE_ONCE, None),
+    ("Atelier Vincent Motos", 'FR', "Lyon", "69009",
+        "16 rue de Bourgogne", 'fr', 'net30', 0.4, RELIABLE, None),
+    ("Garage Renaud Frères", 'FR', "Saint-Chamond", "42400",
+        "25 rue de la Libération", 'fr', 'net30', 0.5, OFTEN_LATE, None),
+    ("Fleet Services Ltd", 'GB', "Birmingham", "B6 7AB",
+        "Unit 4, Aston Cross Business Park", 'en', 'eom30', 1.5,
+        RELIABLE, None),
+    ("Smith & Sons Motors", 'GB', "Manchester", "M12 6JH",
+        "88 Hyde Road", 'en', 'net30', 0.8, OFTEN_LATE, 'overdue_21'),
+    ("Wilson Auto Repairs", 'GB', "Leeds", "LS11 5QN",
+        "14 Dewsbury Road", 'en', 'net30', 0.7, LATE_ONCE, 'overdue_3'),
+    ("Taylor's Garage", 'GB', "Bristol", "BS3 4PH",
+        "2 Bedminster Parade", 'en', 'net30', 0.6, RELIABLE, 'credit_note'),
+    ("Brown Vehicle Workshop", 'GB', "Sheffield", "S3 8EN",
+        "41 Penistone Road", 'en', 'net30', 0.5, RELIABLE, None),
+    ("Evans Fleet Maintenance", 'GB', "Cardiff", "CF10 5DW",
+        "Unit 12, Ocean Way", 'en', 'net45', 1.1, LATE_ONCE, None),
+    ("Johnson Car Care", 'GB', "Nottingham", "NG7 2NR",
+        "9 Castle Boulevard", 'en', 'net30', 0.5, RELIABLE, None),
+    ("Roberts Motor Engineers", 'GB', "Leicester", "LE2 0QJ",
+        "57 Welford Road", 'en', 'net30', 0.6, OFTEN_LATE, None),
+    ("Walker Coachworks", 'GB', "Liverpool", "L3 4BJ",
+        "3 Vauxhall Road", 'en', 'net45', 0.7, RELIABLE, None),
+    ("Green Van Hire Ltd", 'GB', "London", "E16 2QY",
+        "Unit 7, Thames Road Industrial Estate", 'en', 'eom30', 1.3,
+        LATE_ONCE, None),
+    ("Thompson Tyres & Brakes", 'GB', "Coventry", "CV1 4FS",
+        "22 Far Gosford Street", 'en', 'net30', 0.6, RELIABLE, None),
+    ("Hughes Garage", 'GB', "Reading", "RG1 8EQ",
+        "10 Oxford Road", 'en', 'net30', 0.4, RELIABLE, None),
+    ]
+
+# Explicit situations for today: role -> list of (days overdue, products)
+# "days overdue" is relative to a Net 30 term: negative means not yet due.
+SITUATIONS = {
+    'due_in_7': [(-7, [("Brake pads set", 8), ("Oil filter", 30)])],
+    'due_today': [
+        (0, [("Timing belt kit", 3), ("Engine oil 5W-30 (5 L)", 10)])],
+    'overdue_3': [(3, [("Car battery 70 Ah", 4), ("Express delivery", 1)])],
+    'overdue_10': [(10, [("Shock absorber", 6), ("Air filter", 10)])],
+    'no_email': [(15, [("Clutch kit", 2), ("Spark plugs (set of 4)", 6)])],
+    'overdue_21': [(21, [("Brake pads set", 10), ("Wiper blades pair", 12)])],
+    'disputed': [(25, [("Brake discs pair", 16), ("Brake pads set", 16),
+                ("Express delivery", 1)])],
+    'overdue_30': [(30, [("Clutch kit", 3), ("Timing belt kit", 2)])],
+    'overdue_48': [(48, [("Engine oil 5W-30 (5 L)", 20), ("Oil filter", 25)])],
+    'credit_note': [(12, [("Car battery 70 Ah", 3), ("Brake pads set", 6)])],
+    'high_risk': [
+        (32, [("Clutch kit", 4), ("Express delivery", 1)]),
+        (47, [("Brake discs pair", 10), ("Brake pads set", 10)]),
+        (61, [("Car battery 70 Ah", 8)]),
+        (75, [("Timing belt kit", 6), ("Engine oil 5W-30 (5 L)", 12)]),
+        (89, [("Shock absorber", 12), ("Air filter", 15)]),
+        ],
+    }
+
+FLEET_WORDS = {
+    'Fleet', 'Flotte', 'Transports', 'Taxis', 'Ambulances', 'Location', 'Van'}
+
+CREDIT_LIMITS = {
+    RELIABLE: Decimal('15000'),
+    LATE_ONCE: Decimal('10000'),
+    OFTEN_LATE: Decimal('8000'),
+    HIGH_RISK: Decimal('5000'),
+    }
+
+
+def _log(verbose, *args):
+    if verbose:
+        print('   ', *args, flush=True)
+
+
+def slug(name):
+    import unicodedata
+    text = unicodedata.normalize('NFKD', name).encode('ascii', 'ignore')
+    text = text.decode('ascii').lower()
+    out = []
+    for char in text:
+        out.append(char if char.isalnum() else '-')
+    return '-'.join(filter(None, ''.join(out).split('-')))
+
+
+def due_date(term, invoice_date):
+    "Same rule as the payment terms created below"
+    if term == 'net30':
+        return invoice_date + dt.timedelta(days=30)
+    elif term == 'net45':
+        return invoice_date + dt.timedelta(days=45)
+    elif term == 'eom30':
+        return invoice_date + relativedelta(day=31, days=30)
+    raise ValueError(term)
+
+
+def fiscal_years_span(today):
+    "Years to cover: 13 months of history up to 60 days after today"
+    start = today - relativedelta(months=13)
+    end = today + dt.timedelta(days=60)
+    return range(start.year, end.year + 1)
+
+
+def setup_company(today, verbose):
+    from trytond.modules.company.tests.tools import create_company, get_company
+
+    Currency = Model.get('currency.currency')
+    CurrencyRate = Model.get('currency.currency.rate')
+    Country = Model.get('country.country')
+    Lang = Model.get('ir.lang')
+    Party = Model.get('party.party')
+
+    eurs = Currency.find([('code', '=', 'EUR')])
+    if eurs:
+        eur, = eurs
+    else:
+        eur = Currency(
+            name="Euro", code='EUR', symbol='€', rounding=CENT,
+            numeric_code='978')
+        eur.save()
+        CurrencyRate(
+            date=dt.date(2000, 1, 1), rate=Decimal('1'), currency=eur).save()
+
+    countries = {}
+    for code, name, code3, numeric in [
+            ('FR', "France", 'FRA', '250'),
+            ('GB', "United Kingdom", 'GBR', '826')]:
+        found = Country.find([('code', '=', code)])
+        if found:
+            countries[code], = found
+        else:
+            country = Country(
+                name=name, code=code, code3=code3, code_numeric=numeric)
+            country.save()
+            countries[code] = country
+
+    langs = {l.code: l for l in Lang.find([('code', 'in', ['fr', 'en'])])}
+
+    party = Party(name=COMPANY_NAME, lang=langs.get('fr'))
+    address, = party.addresses
+    address.street = "24 rue de l'Industrie"
+    address.postal_code = "69007"
+    address.city = "Lyon"
+    address.country = countries['FR']
+    party.contact_mechanisms.new(
+        type='email', value='accounts@pieces-auto.example')
+    party.contact_mechanisms.new(type='phone', value='+33 4 99 00 10 20')
+    party.contact_mechanisms.new(
+        type='website', value='https://pieces-auto.example')
+    party.save()
+    create_company(party=party, currency=eur)
+    company = get_company()
+    _log(verbose, "company %s (%s)" % (company.rec_name, eur.code))
+
+    # An employee for the admin user: the credit controller
+    User = Model.get('res.user')
+    Employee = Model.get('company.employee')
+    employee_party = Party(name="Claire Durand", lang=langs.get('fr'))
+    employee_party.contact_mechanisms.new(
+        type='email', value='claire.durand@pieces-auto.example')
+    employee_party.save()
+    employee = Employee(party=employee_party, company=company)
+    employee.save()
+    user = User(pconfig.get_config().user)
+    user.employees.append(employee)
+    user.employee = employee
+    user.save()
+    pconfig.get_config()._context = User.get_preferences(True, {})
+    return company, eur, countries, langs
+
+
+def setup_accounting(company, today, verbose):
+    from trytond.modules.account.tests.tools import (
+        create_chart, create_fiscalyear, get_accounts)
+
+    SequenceStrict = Model.get('ir.sequence.strict')
+    SequenceType = Model.get('ir.sequence.type')
+
+    create_chart(company)
+    accounts = get_accounts(company)
+
+    invoice_type, = SequenceType.find([('name', '=', "Invoice")], limit=1)
+    for year in fiscal_years_span(today):
+        fiscalyear = create_fiscalyear(
+            company, today=(dt.date(year, 1, 1), dt.date(year, 12, 31)))
+        # Same as account_invoice's set_fiscalyear_invoice_sequences but
+        # with readable numbers and separate credit note numbering
+        invoice_seq = SequenceStrict(
+            name="Invoices %s" % year, sequence_type=invoice_type,
+            company=company, prefix='FA%s-' % year, padding=5)
+        invoice_seq.save()
+        credit_seq = SequenceStrict(
+            name="Credit notes %s" % year, sequence_type=invoice_type,
+            company=company, prefix='AV%s-' % year, padding=4)
+        credit_seq.save()
+        seq, = fiscalyear.invoice_sequences
+        seq.out_invoice_sequence = invoice_seq
+        seq.in_invoice_sequence = invoice_seq
+        seq.out_credit_note_sequence = credit_seq
+        seq.in_credit_note_sequence = credit_seq
+        fiscalyear.click('create_period')
+        _log(verbose, "fiscal year %s: %s to %s" % (
+                fiscalyear.name, fiscalyear.start_date,
+                fiscalyear.end_date))
+
+    return accounts
+
+
+def setup_payment_terms():
+    PaymentTerm = Model.get('account.invoice.payment_term')
+    terms = {}
+
+    net30 = PaymentTerm(name="Net 30")
+    line = net30.lines.new(type='remainder')
+    line.relativedeltas.new(days=30)
+    net45 = PaymentTerm(name="Net 45")
+    line = net45.lines.new(type='remainder')
+    line.relativedeltas.new(days=45)
+    eom30 = PaymentTerm(name="End of month + 30")
+    line = eom30.lines.new(type='remainder')
+    # dateutil applies the absolute day (end of month) before the days
+    line.relativedeltas.new(day=31, days=30)
+    PaymentTerm.save([net30, net45, eom30])
+    terms.update(net30=net30, net45=net45, eom30=eom30)
+    return terms
+
+
+def setup_products(accounts):
+    ProductCategory = Model.get('product.category')
+    ProductUom = Model.get('product.uom')
+    ProductTemplate = Model.get('product.template')
+
+    category = ProductCategory(name="Car parts")
+    category.accounting = True
+    category.account_expense = accounts['expense']
+    category.account_revenue = accounts['revenue']
+    category.save()
+
+    unit, = ProductUom.find([('name', '=', 'Unit')])
+    templates = []
+    for name, price, type_, _ in PRODUCTS:
+        template = ProductTemplate(
+            name=name, default_uom=unit, type=type_, list_price=price,
+            account_category=category, salable=True)
+        templates.append(template)
+    ProductTemplate.save(templates)
+    products = {}
+    for template in templates:
+        product, = template.products
+        products[template.name] = product
+    return products
+
+
+def setup_payment_method(company, accounts):
+    Journal = Model.get('account.journal')
+    PaymentMethod = Model.get('account.invoice.payment.method')
+
+    journal = Journal(name="Bank", code='BNK', type='cash')
+    journal.save()
+    method = PaymentMethod(
+        name="Bank transfer", company=company, journal=journal,
+        credit_account=accounts['cash'], debit_account=accounts['cash'])
+    method.save()
+    return method
+
+
+def find_procedure(verbose):
+    "Return the dunning procedure of dunning_advanced or None"
+    config = pconfig.get_config()
+    ModelData = Model.get('ir.model.data')
+    Procedure = Model.get('account.dunning.procedure')
+    try:
+        return Procedure(ModelData.get_id(
+                'dunning_advanced', 'procedure_default', config.context))
+    except Exception:
+        pass
+    procedures = Procedure.find([('name', '=', "Standard B2B")], limit=1)
+    if procedures:
+        return procedures[0]
+    print("    WARNING: no dunning procedure found (xml id "
+        "dunning_advanced.procedure_default or name 'Standard B2B'): "
+        "customers are created without dunning procedure", flush=True)
+    return None
+
+
+# account.configuration fields of dunning_advanced used in the reminders
+DUNNING_CONFIGURATION = {
+    'dunning_contact': (
+        "Claire Durand, credit control, +33 4 99 00 10 21, "
+        "accounts@pieces-auto.example"),
+    # The opt-out links of the emails point to the demo server
+    'dunning_portal_url': 'http://localhost:8000/demo',
+    }
+DUNNING_CONFIGURATION_TRANSLATED = {
+    'dunning_payment_instructions': {
+        'en': ("Bank transfer to Pièces Auto Pro SAS, "
+            "IBAN FR76 3000 4000 0100 0012 3456 789, BIC BNPAFRPPXXX, "
+            "quoting the invoice numbers."),
+        'fr': ("Virement à Pièces Auto Pro SAS, "
+            "IBAN FR76 3000 4000 0100 0012 3456 789, BIC BNPAFRPPXXX, "
+            "en indiquant les numéros de facture."),
+        },
+    }
+
+
+def setup_dunning(procedure, verbose):
+    config = pconfig.get_config()
+    Configuration = Model.get('account.configuration')
+    configuration = Configuration(1)
+    missing = []
+    if procedure:
+        configuration.default_dunning_procedure = procedure
+    for name, value in DUNNING_CONFIGURATION.items():
+        if name in Configuration._fields:
+            setattr(configuration, name, value)
+        else:
+            missing.append(name)
+    configuration.save()
+    for name, values in DUNNING_CONFIGURATION_TRANSLATED.items():
+        if name not in Configuration._fields:
+            missing.append(name)
+            continue
+        for language in ['en', 'fr']:
+            with config.set_context(language=language):
+                configuration = Configuration(1)
+                setattr(configuration, name, values[language])
+                configuration.save()
+    if missing:
+        print("    WARNING: account.configuration has no field %s" % (
+                ', '.join(missing)), flush=True)
+    if procedure:
+        _log(verbose, "default dunning procedure: %s (%d levels)" % (
+                procedure.rec_name, len(procedure.levels)))
+
+
+def create_customers(rng, countries, langs, terms, procedure):
+    Party = Model.get('party.party')
+    ContactMechanism = Model.get('party.contact_mechanism')
+    has_dunning_usage = 'dunning' in ContactMechanism._fields
+    parties = []
+    for index, (name, country, city, postal_code, street, lang, term,
+            rate, profile, role) in enumerate(CUSTOMERS):
+        party = Party(name=name)
+        party.lang = langs.get(lang)
+        address, = party.addresses
+        address.street = street
+        address.postal_code = postal_code
+        address.city = city
+        address.country = countries[country]
+        if role != 'no_email':
+            domain = 'example.fr' if country == 'FR' else 'example.com'
+            if FLEET_WORDS.intersection(name.split()) and has_dunning_usage:
+                # Fleets have a general address and an accounts payable one
+                # marked for payment reminders
+                party.contact_mechanisms.new(type='email',
+                    value='contact.%s@%s' % (slug(name), domain))
+                party.contact_mechanisms.new(type='email',
+                    value='%s.%s@%s' % (
+                        'comptabilite' if country == 'FR'
+                        else 'accounts-payable', slug(name), domain),
+                    dunning=True)
+            else:
+                party.contact_mechanisms.new(type='email',
+                    value='%s.%s@%s' % (
+                        'compta' if country == 'FR' else 'accounts',
+                        slug(name), domain))
+        if country == 'FR':
+            phone = '+33 1 99 00 %02d %02d' % (
+                rng.randint(10, 99), rng.randint(10, 99))
+        else:
+            phone = '+44 121 496 0%03d' % rng.randint(0, 999)
+        party.contact_mechanisms.new(type='phone', value=phone)
+        party.customer_payment_term = terms[term]
+        party.credit_limit_amount = CREDIT_LIMITS[profile]
+        if procedure:
+            party.dunning_procedure = procedure
+        parties.append(party)
+    Party.save(parties)
+    return parties
+
+
+def random_lines(rng):
+    "Return [(product name, quantity)] for a believable amount"
+    while True:
+        count = rng.choice([1, 1, 2, 2, 2, 3, 3, 4])
+        chosen = rng.sample(PRODUCTS[:-1], count)
+        lines = [(name, rng.randint(*qty)) for name, _, _, qty in chosen]
+        if rng.random() < 0.2:
+            lines.append(("Express delivery", 1))
+        untaxed = sum(PRICES[n] * q for n, q in lines)
+        if Decimal('80') <= untaxed <= Decimal('3300'):
+            return lines
+
+
+def plan_invoices(rng, today):
+    """Return the list of invoices to create as dicts:
+    customer index, invoice date, lines, pay date (or None), kind"""
+    plans = []
+    for index, (name, _, _, _, _, _, term, rate, profile, role) in (
+            enumerate(CUSTOMERS)):
+        count = max(3, round(rate * 12 * rng.uniform(0.8, 1.2)))
+        days = sorted(rng.sample(range(2, 366), count), reverse=True)
+        history = []
+        for days_ago in days:
+            invoice_date = today - dt.timedelta(days=days_ago)
+            history.append({
+                    'customer': index,
+                    'date': invoice_date,
+                    'due': due_date(term, invoice_date),
+                    'lines': random_lines(rng),
+                    'kind': 'history',
+                    })
+        # Choose when each history invoice was paid
+        old = [p for p in history if (today - p['due']).days > 60]
+        late_once = rng.choice(old) if old else None
+        for plan in history:
+            due = plan['due']
+            if profile == LATE_ONCE and plan is late_once:
+                delay = rng.randint(8, 25)
+            elif profile == OFTEN_LATE and rng.random() < 0.6:
+                delay = rng.randint(10, 40)
+            elif profile == HIGH_RISK:
+                if (today - due).days <= 100:
+                    # the recent ones are the explicit unpaid situations
+                    continue
+                delay = rng.randint(15, 45)
+            else:
+                delay = rng.randint(-10, 0)
+            pay = max(due + dt.timedelta(days=delay),
+                plan['date'] + dt.timedelta(days=1))
+            plan['pay'] = pay if pay < today else None
+            plans.append(plan)
+        for overdue, lines in SITUATIONS.get(role, []):
+            # explicit situations are all on a Net 30 term
+            assert term == 'net30', name
+            invoice_date = today - dt.timedelta(days=30 + overdue)
+            plan = {
+                'customer': index,
+                'date': invoice_date,
+                'due': invoice_date + dt.timedelta(days=30),
+                'lines': lines,
+                'pay': None,
+                'kind': role,
+                }
+            if role == 'disputed':
+                plan['reference'] = 'PO-FOUR-0417'
+                plan['description'] = "Brake discs delivery - fleet order"
+            plans.append(plan)
+    return plans
+
+
+def create_invoices(plans, parties, products, refs):
+    """Create the draft invoices of plans.
+
+    The values are given directly to create (in batches) instead of filling
+    proteus records field by field: the on_change calls of invoice lines
+    (taxes) make that 20 times slower."""
+    Invoice = Model.get('account.invoice')
+    context = pconfig.get_config().context
+    values = []
+    for plan in plans:
+        party = parties[plan['customer']]
+        value = {
+            'company': refs['company'].id,
+            'type': 'out',
+            'party': party.id,
+            'invoice_address': party.addresses[0].id,
+            'account': refs['receivable'].id,
+            'journal': refs['journal'].id,
+            'currency': refs['currency'].id,
+            'payment_term': party.customer_payment_term.id,
+            'invoice_date': plan['date'],
+            }
+        if plan.get('reference'):
+            value['reference'] = plan['reference']
+        if plan.get('description'):
+            value['description'] = plan['description']
+        lines = []
+        for name, quantity in plan['lines']:
+            product = products[name]
+            lines.append({
+                    'type': 'line',
+                    'company': refs['company'].id,
+                    'currency': refs['currency'].id,
+                    'product': product.id,
+                    'description': name,
+                    'account': refs['revenue'].id,
+                    'quantity': quantity,
+                    'unit': product.default_uom.id,
+                    'unit_price': PRICES[name],
+                    })
+        value['lines'] = [('create', lines)]
+        values.append(value)
+    ids = []
+    for start in range(0, len(values), 100):
+        ids.extend(Invoice._proxy.create(values[start:start + 100], context))
+    return [Invoice(id_) for id_ in ids]
+
+
+@contextlib.contextmanager
+def report_rendering_deferred(database):
+    """Do not render the invoice reports while posting.
+
+    Posting a customer invoice queues the rendering of its report (a third
+    of the posting time).  With a queue worker configured, the task is only
+    stored; the stored tasks are removed afterwards: the report is rendered
+    when someone prints the invoice."""
+    from trytond import config as trytond_config
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+
+    previous = trytond_config.get('queue', 'worker', default=None)
+    if not trytond_config.has_section('queue'):
+        trytond_config.add_section('queue')
+    trytond_config.set('queue', 'worker', 'True')
+    try:
+        yield
+    finally:
+        if previous is None:
+            trytond_config.remove_option('queue', 'worker')
+        else:
+            trytond_config.set('queue', 'worker', previous)
+        with Transaction().start(database, 0) as transaction:
+            Queue = Pool().get('ir.queue')
+            tasks = Queue.search([('dequeued_at', '=', None)])
+            tasks = [t for t in tasks
+                if t.data.get('method') == 'print_invoice']
+            Queue.delete(tasks)
+
+
+def post_invoices(invoices, database):
+    Invoice = Model.get('account.invoice')
+    # Invoice numbers must follow the invoice dates
+    invoices = sorted(invoices, key=lambda i: (i.invoice_date, i.id))
+    # One batch per year: post is restarted for each table or record it
+    # needs to lock (the invoice and move sequences are per fiscal year)
+    batches = []
+    for invoice in invoices:
+        if (not batches or len(batches[-1]) >= 250
+                or batches[-1][-1].invoice_date.year
+                != invoice.invoice_date.year):
+            batches.append([])
+        batches[-1].append(invoice)
+    with report_rendering_deferred(database):
+        for batch in batches:
+            # Validating first makes those restarts cheaper
+            Invoice.click(batch, 'validate_invoice')
+            Invoice.click(batch, 'post')
+
+
+def pay_invoices(to_pay, method, refs):
+    """Pay in full each (date, invoice) of to_pay.
+
+    It produces what the pay wizard (account.invoice.pay) does: a payment move
+    dated at the payment date in the journal of the payment method, with
+    the invoice as origin, its line added to the payment lines of the
+    invoice and reconciled with the line to pay (so the invoice is paid at
+    that date).  But it does so in batches: the wizard costs about one
+    second per invoice."""
+    config = pconfig.get_config()
+    context = config.context
+    Invoice = Model.get('account.invoice')
+    Move = Model.get('account.move')
+    MoveLine = Model.get('account.move.line')
+    Period = Model.get('account.period')
+    Reconciliation = Model.get('account.move.reconciliation')
+
+    company = refs['company'].id
+    receivable = refs['receivable'].id
+    periods = Period._proxy.search_read([
+            ('company', '=', company),
+            ('type', '=', 'standard'),
+            ], 0, None, None, ['start_date', 'end_date'], context)
+
+    def period(date):
+        for period in periods:
+            if period['start_date'] <= date <= period['end_date']:
+                return period['id']
+        raise ValueError("No period for %s" % date)
+
+    invoice_ids = [i.id for _, i in to_pay]
+    invoices = {r['id']: r for r in Invoice._proxy.read(
+            invoice_ids, ['number', 'party', 'move', 'total_amount'],
+            context)}
+    lines_to_pay = {r['move']: r['id'] for r in MoveLine._proxy.search_read([
+                ('move', 'in', [r['move'] for r in invoices.values()]),
+                ('account', '=', receivable),
+                ], 0, None, None, ['move'], context)}
+
+    batch = 200
+    for start in range(0, len(to_pay), batch):
+        chunk = to_pay[start:start + batch]
+        values = []
+        for date, invoice in chunk:
+            record = invoices[invoice.id]
+            amount = record['total_amount']
+            values.append({
+                    'company': company,
+                    'journal': method.journal.id,
+                    'period': period(date),
+                    'date': date,
+                    'origin': 'account.invoice,%s' % invoice.id,
+                    'description': "Payment %s" % record['number'],
+                    'lines': [('create', [{
+                                    'account': receivable,
+                                    'party': record['party'],
+                                    'debit': Decimal(0),
+                                    'credit': amount,
+                                    }, {
+                                    'account': method.debit_account.id,
+                                    'debit': amount,
+                                    'credit': Decimal(0),
+                                    }])],
+                    })
+        move_ids = Move._proxy.create(values, context)
+        Move._proxy.post(move_ids, context)
+        payment_lines = {r['move']: r['id']
+            for r in MoveLine._proxy.search_read([
+                    ('move', 'in', move_ids),
+                    ('account', '=', receivable),
+                    ], 0, None, None, ['move'], context)}
+        args = []
+        reconciliations = []
+        for move_id, (date, invoice) in zip(move_ids, chunk):
+            line = lines_to_pay[invoices[invoice.id]['move']]
+            payment_line = payment_lines[move_id]
+            args.extend(([invoice.id], {
+                        'payment_lines': [('add', [payment_line])],
+                        }))
+            reconciliations.append({
+                    'company': company,
+                    'date': date,
+                    'lines': [('add', [line, payment_line])],
+                    })
+        Invoice._proxy.write(*args, context)
+        Reconciliation._proxy.create(reconciliations, context)
+
+
+class _Timer:
+    "Wall and CPU seconds since creation"
+
+    def __init__(self):
+        self.wall = time.monotonic()
+        self.cpu = time.process_time()
+
+    def __str__(self):
+        return "%.0fs, cpu %.0fs" % (
+            time.monotonic() - self.wall, time.process_time() - self.cpu)
+
+
+def load(config_file, database, today=None, verbose=True):
+    """Load the demo data into database and return a summary dict.
+
+    The database must have dunning_advanced (or at least account_invoice,
+    account_dunning and account_credit_limit) activated and no company."""
+    if today is None:
+        today = dt.date.today()
+    timer = _Timer()
+    config = pconfig.set_trytond(database=database, config_file=config_file)
+    config.skip_warning = True
+    rng = random.Random(42)
+
+    Company = Model.get('company.company')
+    if Company.find([]):
+        raise RuntimeError(
+            "Database %r already has a company: demo data needs a fresh "
+            "database" % database)
+
+    company, eur, countries, langs = setup_company(today, verbose)
+    accounts = setup_accounting(company, today, verbose)
+    terms = setup_payment_terms()
+    products = setup_products(accounts)
+    method = setup_payment_method(company, accounts)
+    _log(verbose, "%d products, %d payment terms, payment method %s" % (
+            len(products), len(terms), method.name))
+
+    procedure = find_procedure(verbose)
+    setup_dunning(procedure, verbose)
+
+    parties = create_customers(rng, countries, langs, terms, procedure)
+    _log(verbose, "%d customers (%s)" % (len(parties), timer))
+
+    plans = plan_invoices(rng, today)
+    roles = {c[-1]: i for i, c in enumerate(CUSTOMERS) if c[-1]}
+    plans.append({
+            'customer': roles['credit_note'],
+            'date': today - dt.timedelta(days=12),
+            'lines': [("Car battery 70 Ah", -2)],
+            'description': "Returned car batteries (wrong reference)",
+            'pay': None,
+            'kind': 'credit_note_document',
+            })
+    Journal = Model.get('account.journal')
+    journal, = Journal.find([('type', '=', 'revenue')], limit=1)
+    refs = {
+        'company': company, 'currency': eur, 'journal': journal,
+        'receivable': accounts['receivable'], 'revenue': accounts['revenue'],
+        }
+    invoices = create_invoices(plans, parties, products, refs)
+    _log(verbose, "%d invoices and 1 credit note created (%s)" % (
+            len(invoices) - 1, timer))
+    post_invoices(invoices, database)
+    _log(verbose, "posted (%s)" % timer)
+
+    to_pay = sorted(
+        ((p['pay'], i) for p, i in zip(plans, invoices) if p['pay']),
+        key=lambda x: (x[0], x[1].id))
+    pay_invoices(to_pay, method, refs)
+    _log(verbose, "%d invoices paid at their payment date (%s)" % (
+            len(to_pay), timer))
+
+    by_kind = {}
+    for plan, invoice in zip(plans, invoices):
+        by_kind.setdefault(plan['kind'], []).append(invoice)
+    credit_note, = by_kind.pop('credit_note_document')
+    credit_note.reload()
+    _log(verbose, "credit note %s for %s (%s EUR, left unreconciled)" % (
+            credit_note.number, credit_note.party.rec_name,
+            credit_note.total_amount))
+    disputed, = by_kind['disputed']
+    disputed.reload()
+    _log(verbose, "disputed invoice %s for %s, due %s" % (
+            disputed.number, disputed.party.rec_name,
+            disputed.lines_to_pay[0].maturity_date))
+
+    return {
+        'company': company.id,
+        'customers': len(parties),
+        'invoices': len(invoices) - 1,
+        'paid': len(to_pay),
+        'credit_note': credit_note.id,
+        'disputed_invoice': disputed.id,
+        'disputed_due_date': disputed.lines_to_pay[0].maturity_date,
+        'procedure': procedure.id if procedure else None,
+        'situations': {
+            k: [i.id for i in v] for k, v in by_kind.items()
+            if k != 'history'},
+        'seconds': time.monotonic() - timer.wall,
+        }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Load the dunning demo data into a Tryton database")
+    parser.add_argument('-c', '--config', default='var/trytond-demo.conf')
+    parser.add_argument('-d', '--database', default='demo')
+    parser.add_argument('--today', type=dt.date.fromisoformat,
+        help="reference date (default: the real today)")
+    options = parser.parse_args(argv)
+    summary = load(options.config, options.database, options.today)
+    print("Loaded: %(customers)d customers, %(invoices)d invoices "
+        "(%(paid)d paid) in %(seconds).0fs" % summary)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

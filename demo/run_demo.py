@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""Run the dunning demo end to end (what ``make demo`` runs).
+
+1. start from a clean var/ (database, outbox, configuration);
+2. create the database and activate dunning_advanced (+ French);
+3. load the demo data (demo/demo_data.py);
+4. start the SMTP sink (demo/smtp_sink.py) writing to var/outbox;
+5. run the daily dunning for today;
+6. print a summary;
+7. serve the database with trytond (and sao) until Ctrl-C.
+
+Running it again is safe: everything is recreated from scratch.
+"""
+import argparse
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+VAR = ROOT / 'var'
+SAO = VAR / 'sao'
+OUTBOX = VAR / 'outbox'
+CONF = VAR / 'trytond-demo.conf'
+DATABASE = 'demo'
+BIN = Path(sys.executable).parent
+SMTP_PORT = 8025
+URL = 'http://localhost:8000/'
+MODULES = ['dunning_advanced']
+DISPUTE_REASON = "Customer disputes the brake discs delivery"
+
+sys.path.insert(0, str(HERE))
+sys.dont_write_bytecode = True  # no demo/__pycache__
+
+
+def step(number, title):
+    print("\n[%s] %s" % (number, title), flush=True)
+    return time.monotonic()
+
+
+def done(started):
+    print("    done in %.1fs" % (time.monotonic() - started), flush=True)
+
+
+def write_config():
+    CONF.write_text(
+        "[database]\n"
+        "uri = sqlite://\n"
+        "path = %(var)s\n"
+        "\n"
+        "[web]\n"
+        "listen = localhost:8000\n"
+        "root = %(sao)s\n"
+        "\n"
+        "[email]\n"
+        "uri = smtp://127.0.0.1:%(port)s\n"
+        "from = Pièces Auto Pro <accounts@pieces-auto.example>\n"
+        "\n"
+        "[queue]\n"
+        "worker = False\n" % {
+            'var': VAR, 'sao': SAO, 'port': SMTP_PORT},
+        encoding='utf-8')
+
+
+def clean():
+    VAR.mkdir(exist_ok=True)
+    for name in [DATABASE + '.sqlite', DATABASE + '.sqlite-journal',
+            DATABASE + '.sqlite-wal', DATABASE + '.sqlite-shm']:
+        (VAR / name).unlink(missing_ok=True)
+    if OUTBOX.exists():
+        for path in OUTBOX.glob('*.eml'):
+            path.unlink()
+    OUTBOX.mkdir(exist_ok=True)
+    write_config()
+
+
+def admin(args, log, env):
+    "Run trytond-admin, logging to log, exit on failure"
+    command = [str(BIN / 'trytond-admin'), '-c', str(CONF), '-d', DATABASE]
+    command += args
+    with open(log, 'a', encoding='utf-8') as fp:
+        fp.write('\n$ %s\n' % ' '.join(command))
+        fp.flush()
+        result = subprocess.run(
+            command, stdout=fp, stderr=subprocess.STDOUT, env=env)
+    if result.returncode:
+        lines = Path(log).read_text(encoding='utf-8').splitlines()
+        print('\n'.join('    | ' + l for l in lines[-25:]))
+        print("    ERROR: %s failed (exit %s), full log: %s" % (
+                ' '.join(command[:1] + args), result.returncode, log))
+        return False
+    return True
+
+
+def create_database(modules):
+    log = VAR / 'demo-admin.log'
+    log.write_text('', encoding='utf-8')
+    passfile = VAR / 'demo-admin.pass'
+    passfile.write_text('admin\n', encoding='utf-8')
+    env = dict(os.environ, TRYTONPASSFILE=str(passfile))
+    env.pop('TRYTOND_DATABASE_URI', None)
+    env.pop('TRYTOND_CONFIG', None)
+    # trytond needs the file to exist for SQLite
+    (VAR / (DATABASE + '.sqlite')).touch()
+    ok = admin(['--all', '--email', 'admin@example.com', '-vv'], log, env)
+    if ok:
+        print("    database initialised", flush=True)
+        ok = admin(['-u'] + modules
+            + ['--activate-dependencies', '-l', 'fr', '-vv'], log, env)
+    passfile.unlink(missing_ok=True)
+    if not ok:
+        sys.exit(1)
+    print("    activated: %s (+ dependencies), French loaded; log: %s" % (
+            ', '.join(modules), log.relative_to(ROOT)), flush=True)
+
+
+def has_model(name):
+    from proteus import Model
+    IrModel = Model.get('ir.model')
+    return bool(IrModel.find([('name', '=', name)]))
+
+
+def has_field(model, field):
+    from proteus import Model
+    return field in Model.get(model)._fields
+
+
+def run_wizard(date, label):
+    """Run the daily dunning of dunning_advanced for date.
+    Return True if it ran."""
+    from proteus import Model, Wizard
+    Action = Model.get('ir.action.wizard')
+    if not Action.find([('wiz_name', '=', 'account.dunning.run_wizard')]):
+        print("    MISSING: wizard 'account.dunning.run_wizard' is not "
+            "registered (dunning_advanced not ready?): %s skipped" % label,
+            flush=True)
+        return False
+    wizard = Wizard('account.dunning.run_wizard')
+    wizard.form.date = date
+    wizard.form.dry_run = False
+    wizard.execute('run_')
+    print("    %s: run for %s done" % (label, date), flush=True)
+    form = getattr(wizard, 'form', None)
+    if form is not None and wizard.state != 'end':
+        for name in ['summary', 'result', 'report', 'message']:
+            value = getattr(form, name, None) if name in getattr(
+                form, '_fields', {}) else None
+            if value:
+                print('    ' + str(value).replace('\n', '\n    '))
+    return True
+
+
+def block_disputed(summary):
+    "Block the dunning of the disputed invoice with its reason"
+    from proteus import Model
+    Invoice = Model.get('account.invoice')
+    Dunning = Model.get('account.dunning')
+    invoice = Invoice(summary['disputed_invoice'])
+    lines = [l.id for l in invoice.lines_to_pay]
+    dunnings = Dunning.find([('line', 'in', lines)])
+    if not dunnings:
+        print("    WARNING: no dunning created for the disputed invoice %s "
+            "(due %s): it is not blocked" % (
+                invoice.number, summary['disputed_due_date']), flush=True)
+        return
+    for dunning in dunnings:
+        dunning.blocked = True
+        if has_field('account.dunning', 'block_reason'):
+            dunning.block_reason = DISPUTE_REASON
+        else:
+            print("    MISSING: field account.dunning.block_reason: "
+                "blocked without reason", flush=True)
+    Dunning.save(dunnings)
+    print("    dunning of %s (%s) blocked: %s" % (
+            invoice.number, invoice.party.rec_name, DISPUTE_REASON),
+        flush=True)
+
+
+def print_summary(summary, sink, today):
+    from proteus import Model
+    Invoice = Model.get('account.invoice')
+    Dunning = Model.get('account.dunning')
+
+    invoices = Invoice.find([('type', '=', 'out')])
+    counts = Counter()
+    for invoice in invoices:
+        if invoice.total_amount < 0:
+            counts['credit note'] += 1
+        elif invoice.state == 'paid':
+            counts['paid'] += 1
+        elif invoice.state == 'posted':
+            dates = [l.maturity_date for l in invoice.lines_to_pay
+                if not l.reconciliation and l.maturity_date]
+            if dates and min(dates) < today:
+                counts['overdue'] += 1
+            else:
+                counts['open, not due'] += 1
+        else:
+            counts[invoice.state] += 1
+    customers = {i.party.id for i in invoices}
+    print("    customers: %d" % len(customers))
+    print("    customer invoices: %d (%s)" % (len(invoices), ', '.join(
+                '%s %d' % (k, counts[k]) for k in [
+                    'paid', 'open, not due', 'overdue', 'credit note']
+                if counts[k])))
+    dunnings = Dunning.find([])
+    by_level = Counter(
+        (d.level.rec_name if not has_field('account.dunning.level', 'name')
+            else d.level.name or d.level.rec_name) for d in dunnings)
+    blocked = sum(1 for d in dunnings if d.blocked)
+    print("    dunnings: %d (%d blocked)" % (len(dunnings), blocked))
+    for level, count in sorted(by_level.items()):
+        print("      %-40s %d" % (level, count))
+    if has_model('account.dunning.message'):
+        Message = Model.get('account.dunning.message')
+        fields = Message._fields
+        messages = Message.find([])
+        print("    messages (account.dunning.message): %d" % len(messages))
+        if 'state' in fields:
+            key = ((lambda m: (m.channel, m.state)) if 'channel' in fields
+                else (lambda m: ('', m.state)))
+            for (channel, state), count in sorted(
+                    Counter(map(key, messages)).items()):
+                print("      %-40s %d" % (
+                        ' '.join(filter(None, [channel, state])), count))
+    else:
+        print("    MISSING: model account.dunning.message: "
+            "no outbox summary")
+    if has_model('account.dunning.task'):
+        Task = Model.get('account.dunning.task')
+        print("    tasks for the credit controller (account.dunning.task): "
+            "%d" % len(Task.find([])))
+    emails = sorted(OUTBOX.glob('*.eml'))
+    print("    emails received by the SMTP sink: %d, in %s" % (
+            len(emails), OUTBOX))
+    for path in emails[:5]:
+        print("      %s" % path.name)
+    if len(emails) > 5:
+        print("      ...")
+    print("    web client: %s, login admin / admin (database '%s')" % (
+            URL, DATABASE))
+
+
+def wait_listening(process, host='localhost', port=8000, timeout=120):
+    "Wait until the server accepts connections (it loads the database first)"
+    import socket
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and process.poll() is None:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def serve(sink):
+    if not (SAO / 'index.html').exists():
+        print("    WARNING: sao is not installed in %s: the web client will "
+            "not be served (run `make sao`); the RPC server still runs" % SAO)
+    # -d loads the database at start: trytond 8.0 fails the first login
+    # of a database it has to load lazily (KeyError 'res.user')
+    command = [str(BIN / 'trytond'), '-c', str(CONF), '-d', DATABASE]
+    # Ctrl-C in the terminal reaches both processes; SIGINT is reset in the
+    # child in case it was ignored (started in the background)
+    process = subprocess.Popen(command, preexec_fn=lambda: signal.signal(
+            signal.SIGINT, signal.SIG_DFL))
+    print("    starting trytond (pid %s), loading the database..." % (
+            process.pid), flush=True)
+    try:
+        if wait_listening(process):
+            print("\n    Open %s and log in with admin / admin (database "
+                "'%s')" % (URL, DATABASE))
+            print("    Emails sent while the server runs land in %s" % OUTBOX)
+            print("    Ctrl-C to stop\n", flush=True)
+        elif process.poll() is not None:
+            print("    ERROR: trytond exited with %s (see above)" % (
+                    process.returncode), flush=True)
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        sink.stop()
+        print("\nStopped trytond and the SMTP sink (%d email(s) received "
+            "in all, in %s)." % (sink.count, OUTBOX), flush=True)
+    return process.returncode
+
+
+def port_busy(port):
+    import socket
+    with socket.socket() as sock:
+        return sock.connect_ex(('127.0.0.1', port)) == 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None):
+    # Stop cleanly on Ctrl-C and on kill (SIGTERM), even when started in the
+    # background where SIGINT is ignored
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--no-serve', action='store_true',
+        help="stop after the summary instead of serving")
+    parser.add_argument('--modules', nargs='+', default=MODULES,
+        help="modules to activate (testing only; default: %(default)s)")
+    options = parser.parse_args(argv)
+
+    busy = [port for port in ([SMTP_PORT] if options.no_serve
+            else [SMTP_PORT, 8000]) if port_busy(port)]
+    if busy:
+        sys.exit("Port %s already in use: is another demo running?" % (
+                ', '.join(map(str, busy))))
+
+    today = dt.date.today()
+    begin = time.monotonic()
+    print("Dunning demo for %s, in %s" % (today, VAR), flush=True)
+
+    started = step(1, "Clean start: var/, var/outbox, %s" % CONF.name)
+    clean()
+    done(started)
+
+    started = step(2, "Create database %r and activate %s" % (
+            DATABASE, ', '.join(options.modules)))
+    create_database(options.modules)
+    done(started)
+
+    started = step(3, "Load demo data")
+    import demo_data
+    summary = demo_data.load(str(CONF), DATABASE, today)
+    print("    %(customers)d customers, %(invoices)d invoices, "
+        "%(paid)d paid" % summary)
+    done(started)
+
+    started = step(4, "Start the SMTP sink on 127.0.0.1:%s" % SMTP_PORT)
+    from smtp_sink import SMTPSink
+    sink = SMTPSink(port=SMTP_PORT, outdir=OUTBOX)
+    try:
+        sink.start()
+    except OSError as exception:
+        sys.exit("    ERROR: cannot listen on port %s (%s): is another demo "
+            "running?" % (SMTP_PORT, exception))
+    print("    writing every email to %s" % OUTBOX, flush=True)
+    done(started)
+
+    try:
+        started = step(5, "Run the daily dunning")
+        ran = False
+        try:
+            # A first run on the due date of the disputed invoice creates
+            # its dunning, which is then blocked as disputed
+            ran = run_wizard(summary['disputed_due_date'],
+                "earlier run (due date of the disputed invoice)")
+            block_disputed(summary)
+            ran = run_wizard(today, "daily run of today") and ran
+        except Exception as exception:
+            import traceback
+            traceback.print_exc()
+            print("    ERROR: the dunning run failed: %s" % exception)
+        if not ran:
+            print("    The daily dunning did not run: the data is loaded but "
+                "no reminder was produced.")
+        # give the sink a moment to write the last messages
+        time.sleep(1)
+        done(started)
+
+        started = step(6, "Summary")
+        print_summary(summary, sink, today)
+        done(started)
+        print("\nDemo ready in %.0fs." % (time.monotonic() - begin))
+
+        if options.no_serve:
+            sink.stop()
+            return 0
+        step(7, "Serve %s" % URL)
+        return serve(sink)
+    except BaseException:
+        sink.stop()
+        raise
+
+
+if __name__ == '__main__':
+    sys.exit(main())
