@@ -641,7 +641,7 @@ def report_rendering_deferred(database):
             trytond_config.remove_option('queue', 'worker')
         else:
             trytond_config.set('queue', 'worker', previous)
-        with Transaction().start(database, 0) as transaction:
+        with Transaction().start(database, 0):
             Queue = Pool().get('ir.queue')
             tasks = Queue.search([('dequeued_at', '=', None)])
             tasks = [t for t in tasks
