@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Run the project's test suites against one database backend.
+#
+# Usage: scripts/run-tests.sh [sqlite|postgresql]     (default: sqlite)
+#
+# Parts (each one runs even if an earlier one failed):
+#   pytest  our own tests: tests/ and addons/dunning_advanced/tests/
+#   tryton  Tryton's own test suites of the standard modules we build on,
+#           unchanged, run with unittest so that their scenario_*.rst
+#           doctests (collected by load_tests) are included
+#
+# The last line printed is always "N passed, M failed" (N, M count parts);
+# the exit status is non-zero if any part failed.
+#
+# Environment knobs:
+#   VENV          virtualenv to use (default: <repo>/.venv)
+#   PART_TIMEOUT  max seconds per part (default: 1500)
+#   PGHOST_TEST, PGPORT_TEST, PGUSER_TEST   PostgreSQL server for the
+#                 postgresql backend (default: 127.0.0.1, 5432, postgres)
+set -uo pipefail
+
+DB="${1:-sqlite}"
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+VENV="${VENV:-$repo_root/.venv}"
+PY="$VENV/bin/python"
+PART_TIMEOUT="${PART_TIMEOUT:-1500}"
+
+# Our own test directories (missing ones are skipped).
+PYTEST_DIRS=(tests addons/dunning_advanced/tests)
+# Standard Tryton modules whose own suites must keep passing with our module
+# installed alongside.
+TRYTON_MODULES=(
+    account_dunning
+    account_dunning_email
+    account_dunning_fee
+    account_dunning_letter
+    account_credit_limit
+    sale_credit_limit
+)
+
+log() { echo "run-tests: $*" >&2; }
+
+if [ ! -x "$PY" ]; then
+    log "ERROR: $PY not found; run 'make venv' first"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# Tests must not pick up a production configuration, nor any TRYTOND_*
+# override (e.g. TRYTOND_DATABASE__URI) from the caller's environment.
+unset TRYTOND_CONFIG
+for name in $(compgen -e); do
+    case "$name" in TRYTOND_*) unset "$name" ;; esac
+done
+unset DB_CACHE DB_NAME
+
+cleanup_done=0
+cleanup() { cleanup_done=1; }
+
+case "$DB" in
+sqlite)
+    export TRYTOND_DATABASE_URI='sqlite://'
+    export DB_NAME=':memory:'
+    # Tryton caches each freshly set-up test database (one per list of
+    # activated modules) in DB_CACHE and restores it for later test classes.
+    # The cache is keyed only by the module names, so a change to our module
+    # (new field, new XML record) or to an installed Tryton version would be
+    # served a stale database: key the directory by a fingerprint of both.
+    fingerprint="$("$PY" - <<'EOF'
+import hashlib, importlib.metadata as md, pathlib
+h = hashlib.sha256()
+for dist in sorted(md.distributions(), key=lambda d: d.metadata['Name'].lower()):
+    name = dist.metadata['Name'].lower()
+    if name.startswith(('trytond', 'tryton-', 'proteus', 'python-sql')):
+        h.update(f'{name}=={dist.version}\n'.encode())
+root = pathlib.Path('addons')
+for path in sorted(root.rglob('*')):
+    if path.is_file() and '__pycache__' not in path.parts:
+        h.update(str(path).encode() + b'\0' + path.read_bytes() + b'\0')
+print(h.hexdigest()[:16])
+EOF
+)" || { log "ERROR: cannot compute cache fingerprint"; fingerprint=nocache; }
+    cache_root="$repo_root/var/cache/sqlite"
+    export DB_CACHE="$cache_root/$fingerprint"
+    mkdir -p "$DB_CACHE"
+    # Keep only the cache matching the current tree.
+    find "$cache_root" -mindepth 1 -maxdepth 1 -type d \
+        ! -name "$fingerprint" -exec rm -rf {} + 2>/dev/null || true
+    ;;
+postgresql)
+    pg_host="${PGHOST_TEST:-127.0.0.1}"
+    pg_port="${PGPORT_TEST:-5432}"
+    pg_user="${PGUSER_TEST:-postgres}"
+    export TRYTOND_DATABASE_URI="postgresql://${pg_user}@${pg_host}:${pg_port}/"
+    export DB_NAME="test_dunning_$$"
+    # Tryton's own test cache: every freshly activated database is kept as a
+    # template database named "test-<40 hex>" and cloned (CREATE DATABASE
+    # ... TEMPLATE) by later tests activating the same modules. Without it
+    # each end-to-end test re-activates dunning_advanced from scratch and the
+    # PostgreSQL run takes well over 25 minutes. (A file cache, DB_CACHE=dir,
+    # does not work for tests that call tools.activate_modules() while the
+    # database still exists: pg_restore's CREATE DATABASE then fails.)
+    # The template names are not per run and not per code version, so:
+    # runs against one server are serialised with a lock, and the templates
+    # are dropped before (possibly stale) and after (throw-away) the run.
+    export DB_CACHE='postgresql://'
+    psql_admin() {
+        PGOPTIONS='-c client_min_messages=warning' \
+            psql -X -q -h "$pg_host" -p "$pg_port" -U "$pg_user" -d postgres \
+            -v ON_ERROR_STOP=1 -c "$1" >/dev/null
+    }
+    drop_cache_dbs() {
+        local name
+        for name in $(psql -X -At -h "$pg_host" -p "$pg_port" -U "$pg_user" \
+                -d postgres -c "SELECT datname FROM pg_database
+                    WHERE datname ~ '^test-[0-9a-f]{40}\$'"); do
+            psql_admin "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" \
+                || log "WARNING: could not drop cache database $name"
+        done
+    }
+    cleanup() {
+        [ "$cleanup_done" = 1 ] && return 0
+        cleanup_done=1
+        log "dropping database $DB_NAME and Tryton's test-<hash> cache databases"
+        psql_admin "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" \
+            || log "WARNING: could not drop database $DB_NAME"
+        drop_cache_dbs
+    }
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    # The database is NOT created here: Tryton's test framework only
+    # recognises databases it initialised itself (PostgreSQL's list() keeps
+    # those with Tryton tables), so a pre-created empty database makes every
+    # test class fail with DuplicateDatabase. We only reserve the name, make
+    # sure it is free, and drop whatever is left of it on exit.
+    log "checking PostgreSQL on $pg_host:$pg_port and reserving database $DB_NAME"
+    if ! psql_admin "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)"; then
+        log "ERROR: cannot reach PostgreSQL on $pg_host:$pg_port as $pg_user"
+        cleanup_done=1
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    lock_file="${TMPDIR:-/tmp}/tryton-dunning-tests-${pg_host}-${pg_port}.lock"
+    exec {lock_fd}>"$lock_file"
+    if ! flock -n "$lock_fd"; then
+        log "another PostgreSQL test run holds $lock_file; waiting for it"
+        flock "$lock_fd"
+    fi
+    drop_cache_dbs
+    ;;
+*)
+    log "ERROR: unknown backend '$DB' (expected sqlite or postgresql)"
+    echo "0 passed, 1 failed"
+    exit 2
+    ;;
+esac
+
+log "backend=$DB TRYTOND_DATABASE_URI=$TRYTOND_DATABASE_URI DB_NAME=$DB_NAME DB_CACHE=${DB_CACHE:-<unset>}"
+
+passed=0
+failed=0
+results=()
+
+# run_part NAME COMMAND...: run with a time limit, record the outcome.
+run_part() {
+    local name="$1"; shift
+    log "---- part '$name': $*"
+    local start=$SECONDS rc
+    # --foreground keeps the tests in our process group so Ctrl-C reaches
+    # them; on timeout they get SIGTERM, then SIGKILL 30s later.
+    timeout --foreground -k 30 "$PART_TIMEOUT" "$@"
+    rc=$?
+    local elapsed=$((SECONDS - start))
+    if [ "$rc" -eq 0 ]; then
+        passed=$((passed + 1))
+        results+=("PASS  $name (${elapsed}s)")
+    else
+        failed=$((failed + 1))
+        local why="exit $rc"
+        [ "$rc" -eq 124 ] && why="timed out after ${PART_TIMEOUT}s"
+        [ "$rc" -eq 5 ] && why="exit 5: no tests collected"
+        results+=("FAIL  $name (${elapsed}s, $why)")
+    fi
+    log "---- part '$name' finished: rc=$rc in ${elapsed}s"
+}
+
+# Part a: our own tests (pytest). Exit code 5 (nothing collected) counts as
+# a failure like any other non-zero code.
+dirs=()
+for d in "${PYTEST_DIRS[@]}"; do
+    if [ -d "$d" ]; then dirs+=("$d"); else log "skipping missing $d"; fi
+done
+if [ "${#dirs[@]}" -gt 0 ]; then
+    run_part pytest "$PY" -m pytest -q -p no:cacheprovider "${dirs[@]}"
+else
+    log "no pytest directories exist"
+    failed=$((failed + 1))
+    results+=("FAIL  pytest (no test directories)")
+fi
+
+# Part b: Tryton's own suites. "python -m unittest trytond.modules.X.tests"
+# would load only the (empty) tests/__init__.py and run 0 tests, so name the
+# test_*.py modules explicitly; their load_tests hooks add the scenario .rst
+# doctests.
+if tryton_tests="$("$PY" - "${TRYTON_MODULES[@]}" <<'EOF'
+import importlib.util, pathlib, sys
+names = []
+for module in sys.argv[1:]:
+    package = f'trytond.modules.{module}.tests'
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit(f'no test package {package}')
+    found = [
+        f'{package}.{path.stem}'
+        for location in spec.submodule_search_locations
+        for path in sorted(pathlib.Path(location).glob('test_*.py'))]
+    if not found:
+        sys.exit(f'no test_*.py in {package}')
+    names.extend(found)
+print(' '.join(names))
+EOF
+)"; then
+    # shellcheck disable=SC2086
+    run_part tryton "$PY" -m unittest $tryton_tests
+else
+    log "ERROR: cannot locate Tryton's test modules"
+    failed=$((failed + 1))
+    results+=("FAIL  tryton (test modules not found)")
+fi
+
+cleanup
+
+log "==== results ($DB)"
+for r in "${results[@]}"; do log "  $r"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
