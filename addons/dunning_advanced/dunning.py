@@ -513,7 +513,6 @@ class Run(ModelSQL, ModelView):
         Message = pool.get('account.dunning.message')
         MessageDunning = pool.get('account.dunning.message-account.dunning')
         Audit = pool.get('account.dunning.audit')
-        Renderer = pool.get('account.dunning.renderer')
         message = Message.__table__()
         message_dunning = MessageDunning.__table__()
         transaction = Transaction()
@@ -521,19 +520,16 @@ class Run(ModelSQL, ModelView):
         now = dt.datetime.now()
         if not decisions:
             return 0
-        rendered = Renderer.render(self.company, decisions, details, context)
+        parties = details['parties']
         columns = [message.create_uid, message.create_date, message.company,
             message.party, message.channel, message.level, message.date,
-            message.recipient, message.subject, message.body,
-            message.body_html, message.amount, message.key, message.state,
+            message.recipient, message.amount, message.key, message.state,
             message.attempts]
-        values = []
-        for decision in decisions:
-            recipient, subject, body, body_html = rendered[decision.key]
-            values.append([transaction.user, now, self.company.id,
-                    decision.party_id, decision.channel, decision.level_id,
-                    decision.date, recipient, subject, body, body_html,
-                    decision.amount, decision.key, 'queued', 0])
+        values = [[transaction.user, now, self.company.id,
+                d.party_id, d.channel, d.level_id, d.date,
+                parties[d.party_id]['email'] if d.channel == EMAIL else None,
+                d.amount, d.key, 'queued', 0]
+            for d in decisions]
         bulk.insert(message, columns, values)
         keys = [d.key for d in decisions]
         message_of = {}

@@ -1,13 +1,13 @@
 """Reminder templates, the outbox and its channels (email lives here)."""
 import datetime as dt
-from collections import defaultdict
-from decimal import Decimal
 import hashlib
 import hmac
 import html
 import logging
 import re
 import smtplib
+from collections import defaultdict
+from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
@@ -20,6 +20,9 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.sendmail import send_message
 from trytond.transaction import Transaction
+
+from .engine import Message as EngineMessage
+from .engine import next_level as next_level_of
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +193,11 @@ class Message(ModelSQL, ModelView):
         pool = Pool()
         Audit = pool.get('account.dunning.audit')
         cls.lock(messages)
+        messages = cls.browse(messages)
+        cls.render([m for m in messages if m.state == 'queued'])
         now = dt.datetime.now()
         entries = []
-        for message in cls.browse(messages):
+        for message in messages:
             if message.state != 'queued' or (
                     message.next_attempt and message.next_attempt > now):
                 continue
@@ -215,6 +220,48 @@ class Message(ModelSQL, ModelView):
                     level=message.level, message=message,
                     reason=message.last_error))
         Audit.record(entries)
+
+    @classmethod
+    def render(cls, messages):
+        """Write the texts of the messages the run queued without them.
+
+        The run only decides; writing each reminder is the senders' work,
+        spread over the workers, and the text is kept from the first
+        attempt on so that a retry sends the same words.
+        """
+        pool = Pool()
+        Run = pool.get('account.dunning.run')
+        Renderer = pool.get('account.dunning.renderer')
+        todo = [m for m in messages if m.body is None]
+        groups = defaultdict(list)
+        for message in todo:
+            groups[(message.company, message.date)].append(message)
+        for (company, date), group in groups.items():
+            with Transaction().set_context(company=company.id):
+                context = Run.load_context(company, date)
+                _, details = Run.load(company, date,
+                    sorted({m.party.id for m in group}), context)
+                rendered = Renderer.render(company,
+                    [m.as_decision(context) for m in group], details,
+                    context)
+            for message in group:
+                _, message.subject, message.body, message.body_html = (
+                    rendered[message.key])
+        cls.save(todo)
+
+    def as_decision(self, context):
+        "The engine's message this record was queued from"
+        lines = [d.line for d in self.dunnings]
+        policy = context['policies'][self.level.procedure.id]
+        next_level, next_date = next_level_of(policy, self.level.id,
+            min(l.maturity_date for l in lines))
+        return EngineMessage(
+            party_id=self.party.id, level_id=self.level.id,
+            channel=self.channel,
+            line_ids=tuple(sorted(l.id for l in lines)),
+            amount=self.amount, date=self.date, key=self.key,
+            next_level_id=next_level.id if next_level else None,
+            next_level_date=next_date)
 
     def _failed(self, exception, now):
         self.attempts = (self.attempts or 0) + 1
