@@ -72,6 +72,7 @@ def tryton():
         create_payment_term, set_fiscalyear_invoice_sequences)
     from trytond.modules.company.tests.tools import create_company
     from trytond.cache import MemoryCache
+    from trytond.tests.test_tryton import drop_db
     from trytond.tests.tools import activate_modules
 
     config = activate_modules(
@@ -138,7 +139,7 @@ def tryton():
         debit_account=accounts['cash'])
     payment_method.save()
 
-    return {
+    yield {
         'config': config,
         'accounts': accounts,
         'product': parts.products[0],
@@ -147,6 +148,9 @@ def tryton():
         'payment_method': payment_method,
         'fee': fee,
         }
+    # Close the connections: on PostgreSQL the next test recreates the
+    # database from Tryton's template and cannot while they are open.
+    drop_db()
 
 
 def make_customer(name, email_address=None, lang='en'):

@@ -8,6 +8,7 @@ import pytest
 
 import trytond.tests.tools
 from trytond.cache import MemoryCache
+from trytond.tests.test_tryton import drop_db
 from trytond.modules.account.tests import tools as account_tools
 from trytond.modules.account_invoice.tests.tools import (
     set_fiscalyear_invoice_sequences)
@@ -46,6 +47,8 @@ def with_dunning_advanced(monkeypatch):
             create_fiscalyear(*args, **kwargs))
     monkeypatch.setattr(account_tools, 'create_fiscalyear',
         create_fiscalyear_with_sequences)
+    yield
+    drop_db()
 
 
 @pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda p: p.stem)
