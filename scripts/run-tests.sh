@@ -17,6 +17,11 @@
 #   PART_TIMEOUT  max seconds per part (default: 1500)
 #   PGHOST_TEST, PGPORT_TEST, PGUSER_TEST   PostgreSQL server for the
 #                 postgresql backend (default: 127.0.0.1, 5432, postgres)
+#
+# PostgreSQL runs use a throw-away database test_dunning_<pid> plus Tryton's
+# template cache databases test-<hash>, all dropped at the end; concurrent
+# PostgreSQL runs against the same server wait for each other (flock on
+# ${TMPDIR:-/tmp}/tryton-dunning-tests-<host>-<port>.lock).
 set -uo pipefail
 
 DB="${1:-sqlite}"
