@@ -1,17 +1,26 @@
 """The dunning rules engine: plain facts in, decisions out."""
 from .model import (
-    BLOCK_ORDERING, CALL_TASK, COLLECTION, EMAIL, FEE, INTEREST, LETTER,
-    LEVEL_ACTIONS, NO_CONTACT_TASK, SKIP_COVERED_BY_CREDIT, SKIP_DISPUTED,
-    SKIP_NO_PROCEDURE, SKIP_NOT_REACHED, SKIP_PAYMENT_PROCESSING,
-    UNBLOCK_ORDERING, Action, Decisions, LevelChange, LevelRule, Message,
-    OpenLine, PartyFacts, Policy, Skip)
+    BLOCK_ORDERING, CALL_TASK, COLLECTION, EMAIL, FEE, FIRM, GENTLE, INTEREST,
+    LETTER, LEVEL_ACTIONS, NEUTRAL, NO_CONTACT_TASK, SKIP_COVERED_BY_CREDIT,
+    SKIP_DISPUTED, SKIP_NO_PROCEDURE, SKIP_NOT_REACHED,
+    SKIP_PAYMENT_PROCESSING, TONES, UNBLOCK_ORDERING, Action, Decisions,
+    LevelChange, LevelRule, Message, OpenLine, PartyFacts, Policy, SegmentRule,
+    Skip)
 from .money import interest, round_money
-from .schedule import decide, next_level
+from .schedule import Cadence, decide, next_level
+from .segment import (
+    FIRST_LATE, HIGH_RISK, NEW, RELIABLE, REPEAT_LATE, RISK_ORDER, SEGMENTS,
+    Classification, Figures, History, OverdueItem, PaidItem, Pin, Thresholds,
+    classify)
 
 __all__ = [
-    'BLOCK_ORDERING', 'CALL_TASK', 'COLLECTION', 'EMAIL', 'FEE', 'INTEREST',
-    'LETTER', 'LEVEL_ACTIONS', 'NO_CONTACT_TASK', 'SKIP_COVERED_BY_CREDIT',
-    'SKIP_DISPUTED', 'SKIP_NO_PROCEDURE', 'SKIP_NOT_REACHED',
-    'SKIP_PAYMENT_PROCESSING', 'UNBLOCK_ORDERING', 'Action', 'Decisions',
-    'LevelChange', 'LevelRule', 'Message', 'OpenLine', 'PartyFacts', 'Policy',
-    'Skip', 'decide', 'interest', 'next_level', 'round_money']
+    'BLOCK_ORDERING', 'CALL_TASK', 'COLLECTION', 'EMAIL', 'FEE', 'FIRM',
+    'GENTLE', 'INTEREST', 'LETTER', 'LEVEL_ACTIONS', 'NEUTRAL',
+    'NO_CONTACT_TASK', 'SKIP_COVERED_BY_CREDIT', 'SKIP_DISPUTED',
+    'SKIP_NO_PROCEDURE', 'SKIP_NOT_REACHED', 'SKIP_PAYMENT_PROCESSING',
+    'TONES', 'UNBLOCK_ORDERING', 'Action', 'Decisions', 'LevelChange',
+    'LevelRule', 'Message', 'OpenLine', 'PartyFacts', 'Policy', 'SegmentRule',
+    'Skip', 'Cadence', 'decide', 'interest', 'next_level', 'round_money',
+    'FIRST_LATE', 'HIGH_RISK', 'NEW', 'RELIABLE', 'REPEAT_LATE', 'RISK_ORDER',
+    'SEGMENTS', 'Classification', 'Figures', 'History', 'OverdueItem',
+    'PaidItem', 'Pin', 'Thresholds', 'classify']

@@ -8,6 +8,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from .segment import Classification, History, Pin, Thresholds
+
 EMAIL = 'email'
 LETTER = 'letter'
 
@@ -25,6 +27,11 @@ SKIP_PAYMENT_PROCESSING = 'payment_processing'
 SKIP_COVERED_BY_CREDIT = 'covered_by_credit'
 SKIP_NOT_REACHED = 'not_reached'
 SKIP_NO_PROCEDURE = 'no_procedure'
+
+GENTLE = 'gentle'
+NEUTRAL = 'neutral'
+FIRM = 'firm'
+TONES = (GENTLE, NEUTRAL, FIRM)
 
 
 @dataclass(frozen=True)
@@ -57,10 +64,33 @@ class LevelRule:
 
 
 @dataclass(frozen=True)
+class SegmentRule:
+    """How the reminders of one segment go through the levels.
+
+    ``shift_days`` moves every level (negative: earlier), ``skipped_level_ids``
+    are levels the segment never gets, and ``channels`` is the order of
+    preference of the electronic channels: a level then goes out on the first
+    of its channels the party can be reached on (plus its letter, if it has
+    one) instead of all of them.
+    """
+    segment: str
+    tone: str = NEUTRAL
+    shift_days: int = 0
+    skipped_level_ids: frozenset[int] = frozenset()
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Policy:
     procedure_id: int
     levels: tuple[LevelRule, ...]
     rounding: Decimal = Decimal('0.01')
+    thresholds: Thresholds = Thresholds()
+    segments: tuple[SegmentRule, ...] = ()
+
+    def rule_for(self, segment: str | None) -> SegmentRule:
+        return next((rule for rule in self.segments
+                if rule.segment == segment), SegmentRule(segment))
 
 
 @dataclass(frozen=True)
@@ -88,12 +118,18 @@ class PartyFacts:
     payments on account), positive. ``reachable`` names the channels for
     which the party has a usable recipient; a letter is always possible.
     ``ordering_blocked`` says whether ordering is blocked today.
+    ``history`` is its payment history and ``pin`` the segment an accountant
+    set by hand; the policy of ``procedure_id`` (else of its lines) says how
+    they give the party's segment.
     """
     party_id: int
     lines: tuple[OpenLine, ...]
     credit: Decimal = Decimal(0)
     reachable: frozenset[str] = frozenset()
     ordering_blocked: bool = False
+    procedure_id: int | None = None
+    history: History = History()
+    pin: Pin | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +156,7 @@ class Message:
     key: str
     next_level_id: int | None = None
     next_level_date: dt.date | None = None
+    tone: str = NEUTRAL
 
 
 @dataclass(frozen=True)
@@ -145,3 +182,5 @@ class Decisions:
     messages: tuple[Message, ...] = ()
     actions: tuple[Action, ...] = ()
     skipped: tuple[Skip, ...] = field(default=(), compare=False)
+    segments: tuple[tuple[int, Classification], ...] = field(
+        default=(), compare=False)

@@ -43,7 +43,7 @@ Decisions:
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from operator import attrgetter
 
@@ -51,8 +51,9 @@ from .model import (
     BLOCK_ORDERING, FEE, INTEREST, LETTER, LEVEL_ACTIONS, NO_CONTACT_TASK,
     SKIP_COVERED_BY_CREDIT, SKIP_DISPUTED, SKIP_NO_PROCEDURE, SKIP_NOT_REACHED,
     SKIP_PAYMENT_PROCESSING, UNBLOCK_ORDERING, Action, Decisions, LevelChange,
-    LevelRule, Message, OpenLine, PartyFacts, Policy, Skip)
+    NEUTRAL, LevelRule, Message, OpenLine, PartyFacts, Policy, Skip)
 from .money import interest
+from .segment import Thresholds, classify
 
 ACTION_ORDER = LEVEL_ACTIONS + (NO_CONTACT_TASK, UNBLOCK_ORDERING)
 UNRANKED = float('inf')
@@ -64,36 +65,82 @@ def ordered_levels(policy: Policy) -> tuple[LevelRule, ...]:
             key=lambda level: (level.offset_days, level.sequence, level.id)))
 
 
-def rank(levels: tuple[LevelRule, ...], level_id: int | None) -> int:
-    "Position of level_id in levels; -1, before any level, when not there."
-    return next(
-        (index for index, level in enumerate(levels) if level.id == level_id),
-        -1)
+@dataclass(frozen=True)
+class Cadence:
+    """The levels of a policy as the customers of one segment go through
+    them: every level, in order, with the segment's shift applied, and those
+    it skips.
 
+    A shift moves all levels alike, so their order, and the rank of a level,
+    is the same for every segment: a line never goes down when its party
+    changes segment.
+    """
+    levels: tuple[LevelRule, ...]
+    skipped: frozenset[int] = frozenset()
+    tone: str = NEUTRAL
+    channels: tuple[str, ...] = ()
 
-def target_rank(
-        levels: tuple[LevelRule, ...], maturity_date: dt.date,
-        date: dt.date) -> int:
-    "Position of the last level a line due on maturity_date reached on date."
-    days_late = (date - maturity_date).days
-    return sum(1 for level in levels if days_late >= level.offset_days) - 1
+    @classmethod
+    def of(cls, policy: Policy, segment: str | None = None) -> 'Cadence':
+        rule = policy.rule_for(segment)
+        levels = ordered_levels(policy)
+        if rule.shift_days:
+            levels = tuple(
+                replace(level, offset_days=level.offset_days + rule.shift_days)
+                for level in levels)
+        return cls(levels, frozenset(rule.skipped_level_ids), rule.tone,
+            tuple(rule.channels))
+
+    def rank(self, level_id: int | None) -> int:
+        "Position of level_id; -1, before any level, when not there."
+        return next((index for index, level in enumerate(self.levels)
+                if level.id == level_id), -1)
+
+    def target_rank(self, maturity_date: dt.date, date: dt.date) -> int:
+        "Position of the last level a line due on maturity_date reached."
+        days_late = (date - maturity_date).days
+        return max((index for index, level in enumerate(self.levels)
+                if level.id not in self.skipped
+                and days_late >= level.offset_days), default=-1)
+
+    def following(self, level_id: int | None, maturity_date: dt.date
+            ) -> tuple[LevelRule | None, dt.date | None]:
+        level = next((level for level in self.levels[self.rank(level_id) + 1:]
+                if level.id not in self.skipped), None)
+        if level is None:
+            return None, None
+        return level, maturity_date + dt.timedelta(days=level.offset_days)
+
+    def channels_of(self, level: LevelRule, reachable: frozenset[str]
+            ) -> tuple[str, ...]:
+        """The channels level goes out on for a party reachable on those
+        channels; empty when it can be reached on none of them."""
+        # A channel listed twice would send twice under one idempotency key.
+        listed = tuple(dict.fromkeys(level.channels))
+        usable = tuple(channel for channel in listed
+            if channel == LETTER or channel in reachable)
+        if not self.channels:
+            return usable
+        preferred = sorted(
+            (channel for channel in usable if channel != LETTER),
+            key=lambda channel: (
+                self.channels.index(channel) if channel in self.channels
+                else len(self.channels) + listed.index(channel)))
+        return tuple(preferred[:1]) + (
+            (LETTER,) if LETTER in usable else ())
 
 
 def next_level(
-        policy: Policy, level_id: int | None, maturity_date: dt.date
+        policy: Policy, level_id: int | None, maturity_date: dt.date,
+        segment: str | None = None
         ) -> tuple[LevelRule | None, dt.date | None]:
-    """The level after level_id and the day a line due on maturity_date
-    reaches it; (None, None) after the last level.
+    """The level after level_id for a party of segment and the day a line
+    due on maturity_date reaches it; (None, None) after the last level.
 
     A line without a level, or whose level left the policy, is before the
     first level.
     """
-    levels = ordered_levels(policy)
-    following = rank(levels, level_id) + 1
-    if following == len(levels):
-        return None, None
-    level = levels[following]
-    return level, maturity_date + dt.timedelta(days=level.offset_days)
+    return Cadence.of(policy, segment).following(level_id, maturity_date)
 
 
 @dataclass(frozen=True)
@@ -101,13 +148,13 @@ class Group:
     "The lines of one party that move to the same level today."
     party: PartyFacts
     policy: Policy
-    levels: tuple[LevelRule, ...]
+    cadence: Cadence
     rank: int
     lines: tuple[OpenLine, ...]
 
     @property
     def level(self) -> LevelRule:
-        return self.levels[self.rank]
+        return self.cadence.levels[self.rank]
 
     @property
     def line_ids(self) -> tuple[int, ...]:
@@ -119,10 +166,7 @@ class Group:
 
     @property
     def reachable_channels(self) -> tuple[str, ...]:
-        # A channel listed twice would send twice under one idempotency key.
-        return tuple(
-            channel for channel in dict.fromkeys(self.level.channels)
-            if channel == LETTER or channel in self.party.reachable)
+        return self.cadence.channels_of(self.level, self.party.reachable)
 
     @property
     def unreachable(self) -> bool:
@@ -134,22 +178,44 @@ class Group:
         return (LETTER,) if self.unreachable else self.reachable_channels
 
 
+def party_policy(party: PartyFacts, policies: Mapping[int, Policy]
+        ) -> Policy | None:
+    procedure_id = party.procedure_id or next(
+        (line.procedure_id for line in party.lines
+            if line.procedure_id in policies), None)
+    return policies.get(procedure_id)
+
+
 def decide(
         parties: Iterable[PartyFacts], policies: Mapping[int, Policy],
         date: dt.date) -> Decisions:
-    "What the dunning run of date changes, sends and does, party by party."
-    levels = {
-        procedure_id: ordered_levels(policy)
-        for procedure_id, policy in policies.items()}
-    changes, messages, actions, skipped = [], [], [], []
+    """What the dunning run of date changes, sends and does, party by party,
+    each party in the segment its history gives."""
+    cadences = {}
+
+    def cadence(procedure_id, segment):
+        if (procedure_id, segment) not in cadences:
+            cadences[procedure_id, segment] = Cadence.of(
+                policies[procedure_id], segment)
+        return cadences[procedure_id, segment]
+
+    changes, messages, actions, skipped, segments = [], [], [], [], []
     for party in sorted(parties, key=attrgetter('party_id')):
+        policy = party_policy(party, policies)
+        classification = classify(party.history, date,
+            policy.thresholds if policy else Thresholds(), party.pin)
+        segments.append((party.party_id, classification))
+        levels = {procedure_id: cadence(procedure_id, classification.segment)
+            for procedure_id in {line.procedure_id for line in party.lines}
+            if procedure_id in policies}
         moves, party_skipped = move_lines(party, levels, date)
         skipped.extend(party_skipped)
         grouped = defaultdict(list)
         for line, line_rank in moves.values():
             changes.append(LevelChange(
                     line.id, party.party_id,
-                    levels[line.procedure_id][line_rank].id, line.level_id))
+                    levels[line.procedure_id].levels[line_rank].id,
+                    line.level_id))
             grouped[line_rank, line.procedure_id].append(line)
         groups = sorted(
             (Group(party, policies[procedure_id], levels[procedure_id],
@@ -184,11 +250,12 @@ def decide(
                 changes, key=attrgetter('party_id', 'line_id'))),
         messages=tuple(messages),
         actions=tuple(actions),
-        skipped=tuple(sorted(skipped, key=attrgetter('line_id', 'party_id'))))
+        skipped=tuple(sorted(skipped, key=attrgetter('line_id', 'party_id'))),
+        segments=tuple(segments))
 
 
 def move_lines(
-        party: PartyFacts, levels: Mapping[int, tuple[LevelRule, ...]],
+        party: PartyFacts, levels: Mapping[int, Cadence],
         date: dt.date) -> tuple[dict[int, tuple[OpenLine, int]], list[Skip]]:
     """The lines of party that move up, by id, with the rank they move to,
     and the lines left alone for a reason."""
@@ -207,13 +274,13 @@ def move_lines(
         else:
             # What is left of the credit only lowers this line's balance.
             credit = Decimal(0)
-            line_levels = levels[line.procedure_id]
-            line_rank = target_rank(line_levels, line.maturity_date, date)
+            line_cadence = levels[line.procedure_id]
+            line_rank = line_cadence.target_rank(line.maturity_date, date)
             if line_rank < 0:
                 reason = SKIP_NOT_REACHED
             else:
                 # Never down: a line already at or past its target stays.
-                if rank(line_levels, line.level_id) < line_rank:
+                if line_cadence.rank(line.level_id) < line_rank:
                     moves[line.id] = line, line_rank
                 continue
         skipped.append(Skip(line.id, party.party_id, reason))
@@ -222,9 +289,8 @@ def move_lines(
 
 def group_messages(group: Group, date: dt.date) -> list[Message]:
     level = group.level
-    following, following_date = next_level(
-        group.policy, level.id,
-        min(line.maturity_date for line in group.lines))
+    following, following_date = group.cadence.following(
+        level.id, min(line.maturity_date for line in group.lines))
     return [
         Message(
             party_id=group.party.party_id, level_id=level.id, channel=channel,
@@ -232,7 +298,7 @@ def group_messages(group: Group, date: dt.date) -> list[Message]:
             key=(f'{group.party.party_id}:{channel}:{level.id}:'
                 f'{date.isoformat()}'),
             next_level_id=following.id if following else None,
-            next_level_date=following_date)
+            next_level_date=following_date, tone=group.cadence.tone)
         for channel in group.channels]
 
 
@@ -265,18 +331,20 @@ def group_actions(group: Group, date: dt.date, block: bool) -> list[Action]:
 
 
 def blocking_level(
-        party: PartyFacts, levels: Mapping[int, tuple[LevelRule, ...]],
+        party: PartyFacts, levels: Mapping[int, Cadence],
         moves: Mapping[int, tuple[OpenLine, int]]
         ) -> tuple[int, LevelRule] | None:
     """The highest level blocking ordering where a line of party sits after
     today's changes, with its rank; a disputed line does not block."""
     placed = []
     for line in party.lines:
-        line_levels = levels.get(line.procedure_id, ())
+        line_cadence = levels.get(line.procedure_id)
+        if line_cadence is None:
+            continue
         _, line_rank = moves.get(
-            line.id, (line, rank(line_levels, line.level_id)))
+            line.id, (line, line_cadence.rank(line.level_id)))
         if (not line.disputed and line_rank >= 0
-                and line_levels[line_rank].block_ordering):
-            placed.append((line_rank, line_levels[line_rank]))
+                and line_cadence.levels[line_rank].block_ordering):
+            placed.append((line_rank, line_cadence.levels[line_rank]))
     return max(placed, key=lambda ranked: (ranked[0], ranked[1].id),
         default=None)
