@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 PLACEHOLDER = re.compile(r'\$\{([^}]*)\}')
 PLACEHOLDERS = (
     'customer', 'contact', 'company', 'date', 'invoices', 'credits',
-    'total_due', 'balance', 'consequence', 'payment_instructions',
-    'portal_link', 'opt_out_link', 'privacy_notice', 'accountant_contact',
+    'total_due', 'balance', 'days_late', 'consequence',
+    'payment_instructions', 'discount_offer', 'portal_link', 'opt_out_link',
+    'privacy_notice', 'accountant_contact',
     )
 RETRY_DELAYS = (5, 15, 60, 240, 720, 1440)  # minutes, then every day
 MAX_ATTEMPTS = 10

@@ -75,7 +75,15 @@ class Level(metaclass=PoolMeta):
     template = fields.Many2One(
         'account.dunning.template', "Template",
         states={'required': Bool(Eval('channels'))},
-        help="The text of the reminder.")
+        help="The text of the reminder, in the neutral tone.")
+    template_gentle = fields.Many2One(
+        'account.dunning.template', "Gentle Template",
+        help="The text for the segments in the gentle tone; "
+        "empty to use the neutral one.")
+    template_firm = fields.Many2One(
+        'account.dunning.template', "Firm Template",
+        help="The text for the segments in the firm tone; "
+        "empty to use the neutral one.")
     interest_rate = fields.Numeric(
         "Annual Interest Rate", digits=(None, 4),
         help="Charge interest at this annual rate (0.08 for 8%) on the "
@@ -100,6 +108,10 @@ class Level(metaclass=PoolMeta):
         pool = Pool()
         Message = pool.get('account.dunning.message')
         return Message.get_channels()
+
+    def template_for(self, tone):
+        "The template of tone, else the neutral one"
+        return getattr(self, f'template_{tone}', None) or self.template
 
     @property
     def effective_offset(self):
