@@ -24,6 +24,7 @@ KINDS = [
     ('dispute', "Disputed"),
     ('dispute_lifted', "Dispute Lifted"),
     ('manual', "Manual Change"),
+    ('segment_pinned', "Segment Pinned"),
     ]
 
 

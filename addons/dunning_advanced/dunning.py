@@ -1,9 +1,10 @@
 """The dunning queue and the daily run: load facts, decide, apply, send."""
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from decimal import Decimal
 
 from sql import Literal, Null
+from sql.aggregate import Count
 
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
@@ -16,7 +17,10 @@ from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import bulk, engine
 from .bulk import chunks
-from .engine import EMAIL, LETTER, Decisions, OpenLine, PartyFacts
+from .engine import (
+    EMAIL, LETTER, Decisions, History, OpenLine, OverdueItem, PaidItem,
+    PartyFacts, Pin)
+from .segment import describe
 
 PROCESSING_PAYMENT_STATES = ('submitted', 'approved', 'processing')
 
@@ -184,7 +188,7 @@ class Run(ModelSQL, ModelView):
         cls._commit()
         context = cls.load_context(company, date)
         for party_ids in cls.party_batches(
-                company, batch_size or cls.batch_size):
+                company, batch_size or cls.batch_size, date, context):
             facts, details = cls.load(company, date, party_ids, context)
             decisions = engine.decide(facts, context['policies'], date)
             run.apply(decisions, details, context)
@@ -211,7 +215,7 @@ class Run(ModelSQL, ModelView):
         context = cls.load_context(company, date)
         all_decisions, all_details = [], {'lines': {}, 'parties': {}}
         for party_ids in cls.party_batches(
-                company, batch_size or cls.batch_size):
+                company, batch_size or cls.batch_size, date, context):
             facts, details = cls.load(company, date, party_ids, context)
             all_decisions.append(
                 engine.decide(facts, context['policies'], date))
@@ -222,6 +226,7 @@ class Run(ModelSQL, ModelView):
             messages=sum((d.messages for d in all_decisions), ()),
             actions=sum((d.actions for d in all_decisions), ()),
             skipped=sum((d.skipped for d in all_decisions), ()),
+            segments=sum((d.segments for d in all_decisions), ()),
             ), all_details
 
     @staticmethod
@@ -248,8 +253,8 @@ class Run(ModelSQL, ModelView):
             }
 
     @classmethod
-    def _receivable_lines(cls, company):
-        "Open receivable lines of posted moves of the company"
+    def _receivable_lines(cls, company, open_=True):
+        "Receivable lines, open ones by default, of posted moves of company"
         pool = Pool()
         line = pool.get('account.move.line').__table__()
         move = pool.get('account.move').__table__()
@@ -261,21 +266,51 @@ class Run(ModelSQL, ModelView):
             .join(type_, condition=type_.id == account.type))
         where = ((account.company == company.id)
             & (type_.receivable == Literal(True))
-            & (line.reconciliation == Null)
             & (line.party != Null)
             & (move.state == 'posted'))
+        if open_:
+            where &= line.reconciliation == Null
         return line, query, where
 
     @classmethod
-    def party_batches(cls, company, size):
+    def _paid_lines(cls, company, start, date):
+        """Receivable lines of invoices (with a maturity date) paid in full
+        after start and up to date, with the date of their payment"""
+        pool = Pool()
+        reconciliation = pool.get('account.move.reconciliation').__table__()
+        line, query, where = cls._receivable_lines(company, open_=False)
+        query = query.join(reconciliation,
+            condition=reconciliation.id == line.reconciliation)
+        where &= ((line.maturity_date != Null)
+            & (line.debit > line.credit)
+            & (reconciliation.date > start)
+            & (reconciliation.date <= date))
+        return line, reconciliation, query, where
+
+    @classmethod
+    def history_start(cls, date, context):
+        window = max((p.thresholds.window_days
+                for p in context['policies'].values()), default=0)
+        return date - dt.timedelta(days=window)
+
+    @classmethod
+    def party_batches(cls, company, size, date=None, context=None):
+        """The parties to decide for: those owing something, those blocked
+        and, to keep their segment current, those who paid recently"""
         pool = Pool()
         party = pool.get('party.party').__table__()
         line, query, where = cls._receivable_lines(company)
         cursor = Transaction().connection.cursor()
-        cursor.execute(*query.select(line.party, where=where,
+        parties = (query.select(line.party, where=where,
                 group_by=[line.party])
             | party.select(party.id,
                 where=party.dunning_ordering_blocked == Literal(True)))
+        if date and context:
+            paid, _, paid_query, paid_where = cls._paid_lines(
+                company, cls.history_start(date, context), date)
+            parties |= paid_query.select(paid.party, where=paid_where,
+                group_by=[paid.party])
+        cursor.execute(*parties)
         party_ids = sorted({p for p, in cursor})
         for i in range(0, len(party_ids), size):
             yield party_ids[i:i + size]
@@ -290,6 +325,8 @@ class Run(ModelSQL, ModelView):
         Dunning = pool.get('account.dunning')
         Audit = pool.get('account.dunning.audit')
         dunning = Dunning.__table__()
+        audit = Audit.__table__()
+        segment = pool.get('account.dunning.segment').__table__()
         invoice = pool.get('account.invoice').__table__()
         invoice_payment = pool.get(
             'account.invoice-account.move.line').__table__()
@@ -342,11 +379,43 @@ class Run(ModelSQL, ModelView):
                 condition=party_lang.party == party.id).select(
                 party.id, party.name, party_lang.lang,
                 party.dunning_ordering_blocked, party.dunning_email_opt_out,
+                party.dunning_segment_pin, party.dunning_segment_pin_until,
+                party.dunning_segment_pin_reason,
                 where=party.id.in_(party_ids)))
         parties = {r[0]: {
                 'name': r[1], 'lang': r[2], 'blocked': bool(r[3]),
-                'email_opt_out': bool(r[4]), 'email': None}
+                'email_opt_out': bool(r[4]), 'email': None,
+                'pin': Pin(r[5], r[6]) if r[5] else None,
+                'pin_reason': r[7],
+                'procedure': procedures.get(
+                    r[0], context['default_procedure']),
+                'segment': None}
             for r in cursor}
+
+        cursor.execute(*segment.select(segment.party, segment.segment,
+                where=(segment.company == company.id)
+                & segment.party.in_(party_ids)))
+        for party_id, party_segment in cursor:
+            parties[party_id]['segment'] = party_segment
+
+        start = cls.history_start(date, context)
+        paid, reconciliation, paid_query, paid_where = cls._paid_lines(
+            company, start, date)
+        cursor.execute(*paid_query.select(
+                paid.party, paid.debit, paid.credit, paid.maturity_date,
+                reconciliation.date,
+                where=paid_where & paid.party.in_(party_ids)))
+        paid_items = defaultdict(list)
+        for party_id, debit, credit, maturity, paid_date in cursor:
+            paid_items[party_id].append(PaidItem(
+                    Decimal(debit) - Decimal(credit), maturity, paid_date))
+
+        cursor.execute(*audit.select(audit.party, Count(Literal('*')),
+                where=(audit.kind == 'dispute')
+                & audit.party.in_(party_ids)
+                & (audit.timestamp > dt.datetime.combine(start, dt.time())),
+                group_by=[audit.party]))
+        disputes = dict(cursor)
 
         cursor.execute(*contact.select(
                 contact.party, contact.value, contact.dunning,
@@ -407,7 +476,7 @@ class Run(ModelSQL, ModelView):
         facts = []
         for party_id in party_ids:
             info = parties[party_id]
-            procedure = procedures.get(party_id, context['default_procedure'])
+            procedure = info['procedure']
             reachable = {LETTER}
             if info['email'] and not info['email_opt_out']:
                 reachable.add(EMAIL)
@@ -423,7 +492,16 @@ class Run(ModelSQL, ModelView):
                         for l in per_party[party_id]),
                     credit=credits[party_id],
                     reachable=frozenset(reachable),
-                    ordering_blocked=info['blocked']))
+                    ordering_blocked=info['blocked'],
+                    procedure_id=procedure,
+                    history=History(
+                        paid=tuple(paid_items[party_id]),
+                        open=tuple(
+                            OverdueItem(l['amount'], l['maturity_date'])
+                            for l in per_party[party_id]
+                            if not l['disputed']),
+                        disputes=disputes.get(party_id, 0)),
+                    pin=info['pin']))
 
         if expired:
             expired_ids = [d for d, _ in expired]
@@ -498,6 +576,7 @@ class Run(ModelSQL, ModelView):
                     amount=sum(lines[l]['amount'] for l in line_ids))
                 for (party_id, level_id), line_ids in groups.items()])
 
+        self.store_segments(decisions.segments, details, context)
         messages = self.queue_messages(
             decisions.messages, details, dunning_of, context)
         actions = self.apply_actions(
@@ -507,6 +586,21 @@ class Run(ModelSQL, ModelView):
         self.changes += len(decisions.changes)
         self.messages += messages
         self.actions += actions
+
+    def store_segments(self, segments, details, context):
+        pool = Pool()
+        PartySegment = pool.get('account.dunning.segment')
+        parties = details['parties']
+        policies = context['policies']
+        reasons = {}
+        for party_id, classification in segments:
+            info = parties[party_id]
+            policy = policies.get(info['procedure'])
+            reasons[party_id] = describe(classification,
+                policy.thresholds if policy else engine.Thresholds(),
+                info['pin_reason'])
+            info['segment'] = classification.segment
+        PartySegment.store(self.company, self.date, segments, reasons)
 
     def queue_messages(self, decisions, details, dunning_of, context):
         pool = Pool()
@@ -524,11 +618,11 @@ class Run(ModelSQL, ModelView):
         columns = [message.create_uid, message.create_date, message.company,
             message.party, message.channel, message.level, message.date,
             message.recipient, message.amount, message.key, message.state,
-            message.attempts]
+            message.attempts, message.tone]
         values = [[transaction.user, now, self.company.id,
                 d.party_id, d.channel, d.level_id, d.date,
                 parties[d.party_id]['email'] if d.channel == EMAIL else None,
-                d.amount, d.key, 'queued', 0]
+                d.amount, d.key, 'queued', 0, d.tone]
             for d in decisions]
         bulk.insert(message, columns, values)
         keys = [d.key for d in decisions]
@@ -581,6 +675,11 @@ class Run(ModelSQL, ModelView):
             level = levels.get(action.level_id, '')
             out.append(f"* {parties[action.party_id]['name']}: "
                 f"{action.kind} {level} {action.amount or ''}".rstrip())
+        segments = Counter(c.segment for _, c in decisions.segments)
+        if segments:
+            out.append(gettext('dunning_advanced.msg_dry_run_segments',
+                    segments=', '.join(f'{segment} {count}'
+                        for segment, count in sorted(segments.items()))))
         skipped = defaultdict(int)
         for skip in decisions.skipped:
             skipped[skip.reason] += 1

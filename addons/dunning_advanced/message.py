@@ -21,8 +21,10 @@ from trytond.pyson import Eval
 from trytond.sendmail import send_message
 from trytond.transaction import Transaction
 
+from .engine import NEUTRAL
 from .engine import Message as EngineMessage
 from .engine import next_level as next_level_of
+from .segment import TONE_SELECTION
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ class Message(ModelSQL, ModelView):
     channel = fields.Selection('get_channels', "Channel", readonly=True)
     level = fields.Many2One(
         'account.dunning.level', "Level", readonly=True, ondelete='RESTRICT')
+    tone = fields.Selection(TONE_SELECTION, "Tone", readonly=True,
+        help="Set by the customer's segment: which template of the level.")
     date = fields.Date("Date", required=True, readonly=True,
         help="The date of the run that decided the message.")
     dunnings = fields.Many2Many(
@@ -135,6 +139,10 @@ class Message(ModelSQL, ModelView):
     @classmethod
     def default_attempts(cls):
         return 0
+
+    @classmethod
+    def default_tone(cls):
+        return NEUTRAL
 
     @classmethod
     def check_modification(cls, mode, messages, values=None, external=False):
@@ -242,27 +250,31 @@ class Message(ModelSQL, ModelView):
                 context = Run.load_context(company, date)
                 _, details = Run.load(company, date,
                     sorted({m.party.id for m in group}), context)
+                segments = {party_id: info['segment']
+                    for party_id, info in details['parties'].items()}
                 rendered = Renderer.render(company,
-                    [m.as_decision(context) for m in group], details,
-                    context)
+                    [m.as_decision(context, segments) for m in group],
+                    details, context)
             for message in group:
                 _, message.subject, message.body, message.body_html = (
                     rendered[message.key])
         cls.save(todo)
 
-    def as_decision(self, context):
-        "The engine's message this record was queued from"
+    def as_decision(self, context, segments):
+        """The engine's message this record was queued from, the next level
+        told in the cadence of the party's segment"""
         lines = [d.line for d in self.dunnings]
         policy = context['policies'][self.level.procedure.id]
         next_level, next_date = next_level_of(policy, self.level.id,
-            min(l.maturity_date for l in lines))
+            min(l.maturity_date for l in lines),
+            segments.get(self.party.id))
         return EngineMessage(
             party_id=self.party.id, level_id=self.level.id,
             channel=self.channel,
             line_ids=tuple(sorted(l.id for l in lines)),
             amount=self.amount, date=self.date, key=self.key,
             next_level_id=next_level.id if next_level else None,
-            next_level_date=next_date)
+            next_level_date=next_date, tone=self.tone or NEUTRAL)
 
     def _failed(self, exception, now):
         self.attempts = (self.attempts or 0) + 1
@@ -344,6 +356,7 @@ class Renderer(Model):
         Level = pool.get('account.dunning.level')
         Configuration = pool.get('account.configuration')
         parties = details['parties']
+        offers = cls.discount_offers(messages, details)
         lang_ids = {p['lang'] for p in parties.values() if p['lang']}
         codes = {l.id: l.code for l in Lang.browse(list(lang_ids))}
         default_code = Transaction().context.get('language') or 'en'
@@ -362,14 +375,32 @@ class Renderer(Model):
                 texts = _Texts(company, Configuration(1), lang)
                 for message in code_messages:
                     rendered[message.key] = cls.render_one(
-                        message, details, levels, texts)
+                        message, details, levels, texts, offers)
         return rendered
 
     @classmethod
-    def render_one(cls, message, details, levels, texts):
+    def discount_offers(cls, messages, details):
+        "{invoice id: (discount, amount to pay, deadline)} still open on date"
+        pool = Pool()
+        Invoice = pool.get('account.invoice')
+        lines = details['lines']
+        by_date = defaultdict(set)
+        for message in messages:
+            by_date[message.date].update(
+                lines[l]['invoice'] for l in message.line_ids
+                if lines[l]['invoice'])
+        offers = {}
+        for date, invoice_ids in by_date.items():
+            offers.update(Invoice.early_discount_offers(
+                    Invoice.browse(sorted(invoice_ids)), date))
+        return offers
+
+    @classmethod
+    def render_one(cls, message, details, levels, texts, offers):
         "The lines that reached the level among all the party's open items"
         party = details['parties'][message.party_id]
         level = levels[message.level_id]
+        reached = [details['lines'][l] for l in message.line_ids]
         items = [l for l in details['per_party'][message.party_id]
             if l['amount'] > 0]
         credit = details['credits'].get(message.party_id, Decimal(0))
@@ -389,6 +420,10 @@ class Renderer(Model):
             'date': texts.date(message.date),
             'total_due': texts.money(total),
             'balance': texts.money(total - credit),
+            'days_late': str(max(0, max(
+                        (message.date - l['maturity_date']).days
+                        for l in reached))),
+            'discount_offer': texts.discount_offer(reached, offers),
             'consequence': consequence,
             'payment_instructions': texts.payment_instructions,
             'portal_link': texts.portal_link,
@@ -403,7 +438,7 @@ class Renderer(Model):
         html_values = {k: html.escape(v) for k, v in values.items()}
         html_values.update(
             invoices=html_table, credits=texts.credits_html(credit))
-        template = level.template
+        template = level.template_for(message.tone)
         recipient = party['email'] if message.channel == 'email' else None
         if template is None:
             return recipient, level.rec_name, '', None
@@ -443,6 +478,21 @@ class _Texts:
         if value not in self._dates:
             self._dates[value] = self.lang.strftime(value) if value else ''
         return self._dates[value]
+
+    def discount_offer(self, lines, offers):
+        "One sentence per invoice whose early-payment discount still holds"
+        sentences = []
+        for line in lines:
+            if line['invoice'] not in offers:
+                continue
+            discount, amount, deadline = offers[line['invoice']]
+            sentences.append(gettext('dunning_advanced.msg_discount_offer',
+                    amount=self.money(amount),
+                    total=self.money(amount + discount),
+                    invoice=line['number'] or str(line['id']),
+                    deadline=self.date(deadline),
+                    discount=self.money(discount)))
+        return '\n'.join(sentences)
 
     def opt_out_link(self, party_id):
         return opt_out_url(self.config, party_id, 'email') or self.contact

@@ -9,7 +9,13 @@ from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval
 
-from .engine import LevelRule, Policy
+from .engine import LevelRule, Policy, Thresholds
+from .segment import THRESHOLD_HELPS, THRESHOLDS
+
+
+def _threshold_field(name):
+    return fields.Integer(THRESHOLDS[name], required=True,
+        help=THRESHOLD_HELPS[name])
 
 
 class Procedure(metaclass=PoolMeta):
@@ -21,6 +27,52 @@ class Procedure(metaclass=PoolMeta):
         'account.account', "Interest Account",
         domain=[('type.revenue', '=', True), ('closed', '!=', True)],
         help="The revenue account credited with late-payment interest.")
+    segment_window_days = _threshold_field('window_days')
+    segment_grace_days = _threshold_field('grace_days')
+    segment_new_below_paid = _threshold_field('new_below_paid')
+    segment_repeat_late_count = _threshold_field('repeat_late_count')
+    segment_high_risk_late_count = _threshold_field('high_risk_late_count')
+    segment_high_risk_average_days = _threshold_field(
+        'high_risk_average_days')
+    segment_high_risk_overdue_days = _threshold_field(
+        'high_risk_overdue_days')
+    segment_high_risk_broken_plans = _threshold_field(
+        'high_risk_broken_plans')
+    segment_high_risk_disputes = _threshold_field('high_risk_disputes')
+    segments = fields.One2Many(
+        'account.dunning.procedure.segment', 'procedure', "Segments",
+        help="How the reminders of each segment go: tone, cadence and "
+        "channels.")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        # The engine's thresholds are the one source of the defaults.
+        defaults = Thresholds()
+        for name in THRESHOLDS:
+            setattr(cls, f'default_segment_{name}',
+                classmethod(lambda cls, v=getattr(defaults, name): v))
+
+    @property
+    def thresholds(self):
+        return Thresholds(**{
+                name: getattr(self, f'segment_{name}') for name in THRESHOLDS})
+
+    @classmethod
+    def validate_fields(cls, procedures, field_names):
+        super().validate_fields(procedures, field_names)
+        if field_names & {f'segment_{n}' for n in THRESHOLDS}:
+            for procedure in procedures:
+                procedure.check_thresholds()
+
+    def check_thresholds(self):
+        for name, problem in self.thresholds.errors():
+            raise ValidationError(gettext(
+                    f'dunning_advanced.msg_segment_threshold_{problem}',
+                    procedure=self.rec_name,
+                    threshold=self.__class__.fields_get(
+                        [f'segment_{name}'])[f'segment_{name}']['string'],
+                    value=getattr(self, f'segment_{name}')))
 
     @classmethod
     def validate(cls, procedures):
@@ -57,7 +109,9 @@ class Procedure(metaclass=PoolMeta):
             levels=tuple(
                 l.to_rule() for l in self.levels
                 if l.effective_offset is not None),
-            rounding=rounding)
+            rounding=rounding,
+            thresholds=self.thresholds,
+            segments=tuple(s.to_rule() for s in self.segments))
 
 
 class Level(metaclass=PoolMeta):
