@@ -272,6 +272,12 @@ def main(argv=None):
         f"N={meta['n']} lines, {meta['parties']} parties, base date "
         f"{meta['base_date']}, generated {meta['generated_at']} in "
         f"{meta['seconds']['total']:.1f} s)", flush=True)
+    habits = meta.get('paid_habits') or {}
+    print(f"bench: paid history: {meta.get('paid_invoices', 0)} invoices "
+        f"paid in the {meta.get('paid_history_days', 365)} days before "
+        f"{meta['base_date']} (parties by habit: "
+        + (', '.join(f"{k} {v}" for k, v in habits.items()) or 'none')
+        + ')', flush=True)
     if meta['base_date'] != args.date.isoformat():
         print(f"bench: note: maturities are spread around the template base "
             f"date {meta['base_date']}, the run date is {args.date} "

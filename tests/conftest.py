@@ -199,7 +199,7 @@ def pay(world, invoice, date, amount=None):
     if amount is not None:
         pay_wizard.form.amount = Decimal(amount)
     pay_wizard.execute('choice')
-    if pay_wizard.state == 'ask':
+    if pay_wizard.form_state == 'ask':
         pay_wizard.form.type = 'partial'
         pay_wizard.execute('pay')
     invoice.reload()

@@ -410,7 +410,7 @@ class Run(ModelSQL, ModelView):
             paid_items[party_id].append(PaidItem(
                     Decimal(debit) - Decimal(credit), maturity, paid_date))
 
-        cursor.execute(*audit.select(audit.party, Count(Literal('*')),
+        cursor.execute(*audit.select(audit.party, Count(audit.id),
                 where=(audit.kind == 'dispute')
                 & audit.party.in_(party_ids)
                 & (audit.timestamp > dt.datetime.combine(start, dt.time())),

@@ -20,6 +20,7 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.sendmail import send_message
 from trytond.transaction import Transaction
+from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .engine import NEUTRAL
 from .engine import Message as EngineMessage
@@ -70,6 +71,101 @@ class Template(DeactivableMixin, ModelSQL, ModelView):
     @staticmethod
     def substitute(text, values):
         return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+class PreviewStart(ModelView):
+    "Preview Dunning Template"
+    __name__ = 'account.dunning.template.preview.start'
+    party = fields.Many2One('party.party', "Party", required=True,
+        help="A customer with open invoices: they fill the preview.")
+    level = fields.Many2One('account.dunning.level', "Level", required=True,
+        help="Its consequences and next level fill the preview.")
+    date = fields.Date("Date", required=True)
+
+    @classmethod
+    def default_date(cls):
+        return Pool().get('ir.date').today()
+
+
+class PreviewResult(ModelView):
+    "Preview Dunning Template"
+    __name__ = 'account.dunning.template.preview.result'
+    recipient = fields.Char("Recipient", readonly=True)
+    subject = fields.Char("Subject", readonly=True)
+    body = fields.Text("Body", readonly=True)
+
+
+class Preview(Wizard):
+    "Preview Dunning Template"
+    __name__ = 'account.dunning.template.preview'
+    start = StateView('account.dunning.template.preview.start',
+        'dunning_advanced.template_preview_start_view_form', [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Preview", 'preview', 'tryton-ok', default=True),
+            ])
+    preview = StateTransition()
+    result = StateView('account.dunning.template.preview.result',
+        'dunning_advanced.template_preview_result_view_form', [
+            Button("Back", 'start', 'tryton-back'),
+            Button("Close", 'end', 'tryton-close', default=True),
+            ])
+
+    def default_start(self, fields):
+        pool = Pool()
+        Level = pool.get('account.dunning.level')
+        values = {'date': getattr(self.start, 'date', None)}
+        party = getattr(self.start, 'party', None)
+        level = getattr(self.start, 'level', None) or next(iter(Level.search([
+                        'OR',
+                        ('template', '=', self.record.id),
+                        ('template_gentle', '=', self.record.id),
+                        ('template_firm', '=', self.record.id),
+                        ], limit=1)), None)
+        if party:
+            values['party'] = party.id
+        if level:
+            values['level'] = level.id
+        return {k: v for k, v in values.items() if v is not None}
+
+    def transition_preview(self):
+        pool = Pool()
+        Run = pool.get('account.dunning.run')
+        Company = pool.get('company.company')
+        Renderer = pool.get('account.dunning.renderer')
+        company = Company(Transaction().context['company'])
+        party, level, date = self.start.party, self.start.level, self.start.date
+        context = Run.load_context(company, date)
+        _, details = Run.load(company, date, [party.id], context)
+        lines = [l for l in details['per_party'][party.id] if l['amount'] > 0]
+        if not lines:
+            raise ValidationError(gettext(
+                    'dunning_advanced.msg_preview_no_lines',
+                    party=party.rec_name))
+        line_ids = tuple(l['id'] for l in lines)
+        policy = context['policies'][level.procedure.id]
+        following, following_date = next_level_of(policy, level.id,
+            min(l['maturity_date'] for l in lines),
+            details['parties'][party.id]['segment'])
+        message = EngineMessage(
+            party_id=party.id, level_id=level.id, channel='email',
+            line_ids=line_ids, amount=sum(l['amount'] for l in lines),
+            date=date, key='preview',
+            next_level_id=following.id if following else None,
+            next_level_date=following_date)
+        rendered = Renderer.render(company, [message], details, context,
+            template=self.record)
+        recipient, subject, body, _ = rendered['preview']
+        self.result.recipient = recipient
+        self.result.subject = subject
+        self.result.body = body
+        return 'result'
+
+    def default_result(self, fields):
+        return {
+            'recipient': self.result.recipient,
+            'subject': self.result.subject,
+            'body': self.result.body,
+            }
 
 
 class Message(ModelSQL, ModelView):
@@ -346,8 +442,9 @@ class Renderer(Model):
     __name__ = 'account.dunning.renderer'
 
     @classmethod
-    def render(cls, company, messages, details, context):
-        """Return {key: (recipient, subject, body, html)} for the messages.
+    def render(cls, company, messages, details, context, template=None):
+        """Return {key: (recipient, subject, body, html)} for the messages,
+        written with template instead of their level's when given.
 
         Texts are read once per template and language, not per message.
         """
@@ -373,9 +470,13 @@ class Renderer(Model):
                 levels = {l.id: l for l in Level.browse(list(level_ids))}
                 # Read here: the configuration's texts are translated.
                 texts = _Texts(company, Configuration(1), lang)
+                # Read in the language: the texts are translated.
+                language_template = template and template.__class__(
+                    template.id)
                 for message in code_messages:
                     rendered[message.key] = cls.render_one(
-                        message, details, levels, texts, offers)
+                        message, details, levels, texts, offers,
+                        language_template)
         return rendered
 
     @classmethod
@@ -396,7 +497,8 @@ class Renderer(Model):
         return offers
 
     @classmethod
-    def render_one(cls, message, details, levels, texts, offers):
+    def render_one(cls, message, details, levels, texts, offers,
+            template=None):
         "The lines that reached the level among all the party's open items"
         party = details['parties'][message.party_id]
         level = levels[message.level_id]
@@ -438,7 +540,7 @@ class Renderer(Model):
         html_values = {k: html.escape(v) for k, v in values.items()}
         html_values.update(
             invoices=html_table, credits=texts.credits_html(credit))
-        template = level.template_for(message.tone)
+        template = template or level.template_for(message.tone)
         recipient = party['email'] if message.channel == 'email' else None
         if template is None:
             return recipient, level.rec_name, '', None
