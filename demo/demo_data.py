@@ -26,7 +26,7 @@ import datetime as dt
 import random
 import sys
 import time
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from dateutil.relativedelta import relativedelta
 
@@ -61,6 +61,19 @@ RELIABLE = 'reliable'        # pays on or before the due date
 LATE_ONCE = 'late_once'      # was late once in the year
 OFTEN_LATE = 'often_late'    # often pays 10-40 days late
 HIGH_RISK = 'high_risk'      # several invoices 30-90 days overdue
+NEW = 'new'                  # first orders in the last weeks, none paid yet
+
+# The segment the daily run of today should learn from each profile
+EXPECTED_SEGMENT = {
+    RELIABLE: 'reliable',
+    LATE_ONCE: 'first_late',
+    OFTEN_LATE: 'repeat_late',
+    HIGH_RISK: 'high_risk',
+    NEW: 'new',
+    }
+# Often late, but not so often that it is high risk: the segments make a
+# customer high risk from 6 invoices paid late in a year
+OFTEN_LATE_COUNT = (2, 5)
 
 # name, country, city, postal code, street, lang, payment term key,
 # monthly invoice rate, profile, special role
@@ -76,7 +89,8 @@ CUSTOMERS = [
     ("Garage du Centre", 'FR', "Annecy", "74000", "3 rue Royale",
         'fr', 'eom30', 0.6, RELIABLE, None),
     ("Auto Service Girard", 'FR', "Valence", "26000",
-        "91 avenue Victor Hugo", 'fr', 'net30', 0.7, RELIABLE, None),
+        "91 avenue Victor Hugo", 'fr', 'disc30', 0.7, RELIABLE,
+        'discount_paid'),
     ("Garage Bernard", 'FR', "Mâcon", "71000", "14 quai Lamartine",
         'fr', 'net30', 0.5, LATE_ONCE, None),
     ("Atelier Mécanique Roux", 'FR', "Chambéry", "73000",
@@ -98,7 +112,7 @@ CUSTOMERS = [
     ("Garage Lambert", 'FR', "Roanne", "42300", "18 rue Jean Jaurès",
         'fr', 'net30', 0.6, OFTEN_LATE, 'overdue_48'),
     ("Garage Rousseau", 'FR', "Dijon", "21000", "40 rue d'Auxonne",
-        'fr', 'net30', 0.7, RELIABLE, None),
+        'fr', 'disc30', 0.7, RELIABLE, 'discount_open'),
     ("Auto Répar' Blanc", 'FR', "Besançon", "25000",
         "2 rue de Vesoul", 'fr', 'net30', 0.5, LATE_ONCE, None),
     ("Garage Chevalier", 'FR', "Annemasse", "74100",
@@ -119,7 +133,7 @@ CUSTOMERS = [
         "63 avenue Alsace-Lorraine", 'fr', 'net30', 0.9, HIGH_RISK,
         'high_risk'),
     ("Centre Auto Boyer", 'FR', "Montélimar", "26200",
-        "19 avenue d'Espoulette", 'fr', 'net30', 0.6, RELIABLE, None),
+        "19 avenue d'Espoulette", 'fr', 'disc30', 0.6, RELIABLE, None),
     ("Garage Henry", 'FR', "Thonon-les-Bains", "74200",
         "30 avenue de Genève", 'fr', 'net30', 0.5, LATE_ONCE, None),
     ("Atelier Vincent Motos", 'FR', "Lyon", "69009",
@@ -152,10 +166,18 @@ CUSTOMERS = [
         "22 Far Gosford Street", 'en', 'net30', 0.6, RELIABLE, None),
     ("Hughes Garage", 'GB', "Reading", "RG1 8EQ",
         "10 Oxford Road", 'en', 'net30', 0.4, RELIABLE, None),
+    # New accounts: no history, their first invoices are not due yet
+    ("Garage Nouvelle Route", 'FR', "Vénissieux", "69200",
+        "37 boulevard Ambroise Croizat", 'fr', 'disc15', 0, NEW,
+        'new_discount'),
+    ("Harper Mobile Mechanics", 'GB', "Oxford", "OX4 2HN",
+        "Unit 3, Cowley Business Park", 'en', 'disc15', 0, NEW,
+        'new_account'),
     ]
 
 # Explicit situations for today: role -> list of (days overdue, products)
-# "days overdue" is relative to a Net 30 term: negative means not yet due.
+# "days overdue" is relative to the customer's term (Net 30 unless it is
+# one of TERM_DAYS): negative means not yet due.
 SITUATIONS = {
     'due_in_7': [(-7, [("Brake pads set", 8), ("Oil filter", 30)])],
     'due_today': [
@@ -169,6 +191,22 @@ SITUATIONS = {
     'overdue_30': [(30, [("Clutch kit", 3), ("Timing belt kit", 2)])],
     'overdue_48': [(48, [("Engine oil 5W-30 (5 L)", 20), ("Oil filter", 25)])],
     'credit_note': [(12, [("Car battery 70 Ah", 3), ("Brake pads set", 6)])],
+    # 2 % 10 days, net 30: dated 3 days ago, the discount holds 7 more days
+    'discount_open': [(-27, [("Timing belt kit", 2), ("Oil filter", 20)])],
+    # 2 % 10 days, net 30: dated 16 days ago and paid 98 % 8 days ago, within
+    # the 10 days: the daily run grants the 2 % left and settles it
+    'discount_paid': [(-14, [("Car battery 70 Ah", 5), ("Air filter", 10)])],
+    # 2 % 10 days, net 15, the term of new accounts: their courtesy reminder
+    # (7 days before the due date) comes while the discount holds.
+    # The first order of a new customer, 8 days ago, due in 7 days (courtesy
+    # reminder with the discount offer, 2 more days), and a second one
+    'new_discount': [
+        (-7, [("Brake pads set", 6), ("Brake discs pair", 3)]),
+        (-13, [("Engine oil 5W-30 (5 L)", 6), ("Oil filter", 12)]),
+        ],
+    # A first order 9 days ago, due in 6 days: the offer ends tomorrow
+    'new_account': [(-6, [("Shock absorber", 4), ("Spark plugs (set of 4)", 4),
+                ("Express delivery", 1)])],
     'high_risk': [
         (32, [("Clutch kit", 4), ("Express delivery", 1)]),
         (47, [("Brake discs pair", 10), ("Brake pads set", 10)]),
@@ -186,7 +224,20 @@ CREDIT_LIMITS = {
     LATE_ONCE: Decimal('10000'),
     OFTEN_LATE: Decimal('8000'),
     HIGH_RISK: Decimal('5000'),
+    NEW: Decimal('3000'),
     }
+
+# Terms of a fixed number of days
+TERM_DAYS = {'net30': 30, 'net45': 45, 'disc30': 30, 'disc15': 15}
+# Early-payment discount terms: key -> (name, rate, days, net days)
+DISCOUNT_TERMS = {
+    'disc30': ("2% 10 days, net 30", Decimal('0.02'), 10, 30),
+    'disc15': ("2% 10 days, net 15", Decimal('0.02'), 10, 15),
+    }
+# On-time reward of reliable customers: rate, minimum, product
+REWARD_RATE = Decimal('0.005')
+REWARD_MINIMUM = Decimal('10')
+REWARD_PRODUCT = "On-time payment reward"
 
 
 def _log(verbose, *args):
@@ -206,10 +257,8 @@ def slug(name):
 
 def due_date(term, invoice_date):
     "Same rule as the payment terms created below"
-    if term == 'net30':
-        return invoice_date + dt.timedelta(days=30)
-    elif term == 'net45':
-        return invoice_date + dt.timedelta(days=45)
+    if term in TERM_DAYS:
+        return invoice_date + dt.timedelta(days=TERM_DAYS[term])
     elif term == 'eom30':
         return invoice_date + relativedelta(day=31, days=30)
     raise ValueError(term)
@@ -343,7 +392,92 @@ def setup_payment_terms():
     line.relativedeltas.new(day=31, days=30)
     PaymentTerm.save([net30, net45, eom30])
     terms.update(net30=net30, net45=net45, eom30=eom30)
+    # The early-payment discount terms (setup_early_discount first: a term
+    # with a discount needs the discount account and journal)
+    discount_terms = []
+    for key, (name, rate, days, net) in DISCOUNT_TERMS.items():
+        term = PaymentTerm(name=name)
+        term.early_discount_rate = rate
+        term.early_discount_days = days
+        line = term.lines.new(type='remainder')
+        line.relativedeltas.new(days=net)
+        terms[key] = term
+        discount_terms.append(term)
+    PaymentTerm.save(discount_terms)
     return terms
+
+
+def setup_early_discount(company, accounts, verbose):
+    """The expense account and the journal of the early-payment discounts
+    granted by the daily run"""
+    Account = Model.get('account.account')
+    Journal = Model.get('account.journal')
+    Configuration = Model.get('account.configuration')
+
+    expense = accounts['expense']
+    # Beside the expense account of the chart: same parent, code x.y.9
+    code = None
+    if expense.code and '.' in expense.code:
+        prefix = expense.code.rsplit('.', 1)[0]
+        code = prefix + '.9'
+        if Account.find([('code', '=', code), ('company', '=', company.id)]):
+            code = None
+    account = Account(
+        name="Discounts granted", code=code, company=company,
+        type=expense.type, parent=expense.parent)
+    account.save()
+    journal = Journal(
+        name="Early-payment discounts", code='DISC', type='general')
+    journal.save()
+    configuration = Configuration(1)
+    configuration.early_discount_account = account
+    configuration.early_discount_journal = journal
+    configuration.save()
+    _log(verbose, "early-payment discounts: account %s, journal %s" % (
+            account.rec_name, journal.rec_name))
+    return account, journal
+
+
+def setup_on_time_reward(company, accounts, verbose):
+    """The quarterly on-time reward of reliable customers: its service, its
+    rate and minimum, and its scheduled job for the company"""
+    ProductCategory = Model.get('product.category')
+    ProductTemplate = Model.get('product.template')
+    ProductUom = Model.get('product.uom')
+    Configuration = Model.get('account.configuration')
+    Cron = Model.get('ir.cron')
+
+    category = ProductCategory(name="Customer incentives")
+    category.accounting = True
+    category.account_expense = accounts['expense']
+    category.account_revenue = accounts['revenue']
+    category.save()
+    unit, = ProductUom.find([('name', '=', 'Unit')])
+    template = ProductTemplate(
+        name=REWARD_PRODUCT, default_uom=unit, type='service',
+        list_price=Decimal(0), account_category=category, salable=True)
+    template.save()
+    product, = template.products
+
+    configuration = Configuration(1)
+    configuration.on_time_reward_product = product
+    configuration.on_time_reward_rate = REWARD_RATE
+    configuration.on_time_reward_minimum = REWARD_MINIMUM
+    configuration.save()
+
+    # The cron was created before the company: register the company so
+    # that trytond-cron (and "Run Once") proposes its rewards
+    crons = Cron.find([
+            ('method', '=', 'account.dunning.reward|propose_last_quarter'),
+            ])
+    for cron in crons:
+        if 'companies' in Cron._fields and company not in cron.companies:
+            cron.companies.append(company)
+            cron.save()
+    _log(verbose, "on-time reward: %s %% of what reliable customers paid "
+        "on time each quarter, from %s, product %r" % (
+            REWARD_RATE * 100, REWARD_MINIMUM, product.rec_name))
+    return product
 
 
 def setup_products(accounts):
@@ -519,7 +653,10 @@ def plan_invoices(rng, today):
     plans = []
     for index, (name, _, _, _, _, _, term, rate, profile, role) in (
             enumerate(CUSTOMERS)):
-        count = max(3, round(rate * 12 * rng.uniform(0.8, 1.2)))
+        if profile == NEW:
+            count = 0
+        else:
+            count = max(3, round(rate * 12 * rng.uniform(0.8, 1.2)))
         days = sorted(rng.sample(range(2, 366), count), reverse=True)
         history = []
         for days_ago in days:
@@ -551,14 +688,18 @@ def plan_invoices(rng, today):
                 plan['date'] + dt.timedelta(days=1))
             plan['pay'] = pay if pay < today else None
             plans.append(plan)
+        if profile == OFTEN_LATE:
+            limit_late_payments(
+                [p for p in plans if p['customer'] == index], today)
         for overdue, lines in SITUATIONS.get(role, []):
-            # explicit situations are all on a Net 30 term
-            assert term == 'net30', name
-            invoice_date = today - dt.timedelta(days=30 + overdue)
+            # explicit situations are on terms of a fixed number of days
+            assert term in TERM_DAYS, name
+            days = TERM_DAYS[term]
+            invoice_date = today - dt.timedelta(days=days + overdue)
             plan = {
                 'customer': index,
                 'date': invoice_date,
-                'due': invoice_date + dt.timedelta(days=30),
+                'due': invoice_date + dt.timedelta(days=days),
                 'lines': lines,
                 'pay': None,
                 'kind': role,
@@ -566,8 +707,32 @@ def plan_invoices(rng, today):
             if role == 'disputed':
                 plan['reference'] = 'PO-FOUR-0417'
                 plan['description'] = "Brake discs delivery - fleet order"
+            elif role == 'discount_paid':
+                # 8 days after the invoice, the amount less the discount
+                plan['pay'] = invoice_date + dt.timedelta(days=8)
+                plan['pay_discount'] = DISCOUNT_TERMS[term][1]
             plans.append(plan)
     return plans
+
+
+def limit_late_payments(plans, today):
+    """Keep between OFTEN_LATE_COUNT invoices paid late (beyond the 2 days
+    of grace) among plans, those of an often late customer: the most
+    recent ones stay late, the older ones were paid on time."""
+    least, most = OFTEN_LATE_COUNT
+    paid = [p for p in plans if p['pay']]
+    late = [p for p in paid if (p['pay'] - p['due']).days > 2]
+    for plan in late[:-most] if len(late) > most else []:
+        # paid on its due date (or the day after the invoice)
+        plan['pay'] = max(plan['due'], plan['date'] + dt.timedelta(days=1))
+    on_time = [p for p in paid if p not in late]
+    for plan in reversed(on_time):
+        if len(late) >= least:
+            break
+        pay = plan['due'] + dt.timedelta(days=12 + len(late) * 5)
+        if pay < today:
+            plan['pay'] = pay
+            late.append(plan)
 
 
 def create_invoices(plans, parties, products, refs):
@@ -670,14 +835,17 @@ def post_invoices(invoices, database):
 
 
 def pay_invoices(to_pay, method, refs):
-    """Pay in full each (date, invoice) of to_pay.
+    """Pay each (date, invoice, discount rate) of to_pay: in full when the
+    rate is None, else less the early-payment discount at that rate.
 
     It produces what the pay wizard (account.invoice.pay) does: a payment move
     dated at the payment date in the journal of the payment method, with
     the invoice as origin, its line added to the payment lines of the
     invoice and reconciled with the line to pay (so the invoice is paid at
     that date).  But it does so in batches: the wizard costs about one
-    second per invoice."""
+    second per invoice.  A payment less the discount is not reconciled: it
+    is the partial payment of the pay wizard, and the daily run grants the
+    discount and reconciles."""
     config = pconfig.get_config()
     context = config.context
     Invoice = Model.get('account.invoice')
@@ -699,7 +867,7 @@ def pay_invoices(to_pay, method, refs):
                 return period['id']
         raise ValueError("No period for %s" % date)
 
-    invoice_ids = [i.id for _, i in to_pay]
+    invoice_ids = [i.id for _, i, _ in to_pay]
     invoices = {r['id']: r for r in Invoice._proxy.read(
             invoice_ids, ['number', 'party', 'move', 'total_amount'],
             context)}
@@ -712,9 +880,13 @@ def pay_invoices(to_pay, method, refs):
     for start in range(0, len(to_pay), batch):
         chunk = to_pay[start:start + batch]
         values = []
-        for date, invoice in chunk:
+        for date, invoice, rate in chunk:
             record = invoices[invoice.id]
             amount = record['total_amount']
+            if rate is not None:
+                # rounded as Currency.round does
+                amount -= (amount * rate).quantize(
+                    CENT, rounding=ROUND_HALF_EVEN)
             values.append({
                     'company': company,
                     'journal': method.journal.id,
@@ -742,19 +914,22 @@ def pay_invoices(to_pay, method, refs):
                     ], 0, None, None, ['move'], context)}
         args = []
         reconciliations = []
-        for move_id, (date, invoice) in zip(move_ids, chunk):
+        for move_id, (date, invoice, rate) in zip(move_ids, chunk):
             line = lines_to_pay[invoices[invoice.id]['move']]
             payment_line = payment_lines[move_id]
             args.extend(([invoice.id], {
                         'payment_lines': [('add', [payment_line])],
                         }))
+            if rate is not None:
+                continue
             reconciliations.append({
                     'company': company,
                     'date': date,
                     'lines': [('add', [line, payment_line])],
                     })
         Invoice._proxy.write(*args, context)
-        Reconciliation._proxy.create(reconciliations, context)
+        if reconciliations:
+            Reconciliation._proxy.create(reconciliations, context)
 
 
 class _Timer:
@@ -789,8 +964,10 @@ def load(config_file, database, today=None, verbose=True):
 
     company, eur, countries, langs = setup_company(today, verbose)
     accounts = setup_accounting(company, today, verbose)
+    setup_early_discount(company, accounts, verbose)
     terms = setup_payment_terms()
     products = setup_products(accounts)
+    setup_on_time_reward(company, accounts, verbose)
     method = setup_payment_method(company, accounts)
     _log(verbose, "%d products, %d payment terms, payment method %s" % (
             len(products), len(terms), method.name))
@@ -824,11 +1001,20 @@ def load(config_file, database, today=None, verbose=True):
     _log(verbose, "posted (%s)" % timer)
 
     to_pay = sorted(
-        ((p['pay'], i) for p, i in zip(plans, invoices) if p['pay']),
+        ((p['pay'], i, p.get('pay_discount'))
+            for p, i in zip(plans, invoices) if p['pay']),
         key=lambda x: (x[0], x[1].id))
     pay_invoices(to_pay, method, refs)
+    paid = sum(1 for _, _, rate in to_pay if rate is None)
     _log(verbose, "%d invoices paid at their payment date (%s)" % (
-            len(to_pay), timer))
+            paid, timer))
+    for date, invoice, rate in to_pay:
+        if rate is not None:
+            invoice.reload()
+            _log(verbose, "%s of %s paid %s on %s less the %s %% "
+                "early-payment discount: the run grants it" % (
+                    invoice.number, invoice.party.rec_name,
+                    invoice.total_amount, date, rate * 100))
 
     by_kind = {}
     for plan, invoice in zip(plans, invoices):
@@ -848,11 +1034,15 @@ def load(config_file, database, today=None, verbose=True):
         'company': company.id,
         'customers': len(parties),
         'invoices': len(invoices) - 1,
-        'paid': len(to_pay),
+        'paid': paid,
         'credit_note': credit_note.id,
         'disputed_invoice': disputed.id,
         'disputed_due_date': disputed.lines_to_pay[0].maturity_date,
         'procedure': procedure.id if procedure else None,
+        # party id -> the segment its payment profile should give
+        'expected_segments': {
+            party.id: EXPECTED_SEGMENT[customer[8]]
+            for party, customer in zip(parties, CUSTOMERS)},
         'situations': {
             k: [i.id for i in v] for k, v in by_kind.items()
             if k != 'history'},

@@ -5,7 +5,9 @@
 2. create the database and activate dunning_advanced (+ French);
 3. load the demo data (demo/demo_data.py);
 4. start the SMTP sink (demo/smtp_sink.py) writing to var/outbox;
-5. run the daily dunning for today;
+5. run the daily dunning for today (it grants the early-payment discounts
+   earned and learns the segment of each customer), then propose the
+   on-time rewards of the last quarter as its scheduled job would;
 6. print a summary;
 7. serve the database with trytond (and sao) until Ctrl-C.
 
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,6 +36,8 @@ SMTP_PORT = 8025
 URL = 'http://localhost:8000/'
 MODULES = ['dunning_advanced']
 DISPUTE_REASON = "Customer disputes the brake discs delivery"
+REWARD_CRON = 'account.dunning.reward|propose_last_quarter'
+SEGMENTS = ['reliable', 'first_late', 'repeat_late', 'high_risk', 'new']
 
 sys.path.insert(0, str(HERE))
 sys.dont_write_bytecode = True  # no demo/__pycache__
@@ -181,6 +186,83 @@ def block_disputed(summary):
         flush=True)
 
 
+def propose_rewards():
+    """Propose the on-time rewards of the last quarter with the "Run Once"
+    button of their scheduled job, as an administrator would try it"""
+    from proteus import Model
+    Cron = Model.get('ir.cron')
+    crons = Cron.find([('method', '=', REWARD_CRON)])
+    if not crons:
+        print("    MISSING: scheduled job %s: no on-time reward proposed" % (
+                REWARD_CRON), flush=True)
+        return
+    Cron.click(crons, 'run_once')
+    Reward = Model.get('account.dunning.reward')
+    rewards = Reward.find([])
+    print("    on-time rewards proposed (scheduled job run once): %d draft "
+        "credit note(s), %s EUR" % (
+            len(rewards), sum(r.amount for r in rewards)), flush=True)
+
+
+def print_segments(summary):
+    "The segment count and the customers not in their profile's segment"
+    from proteus import Model
+    if not has_model('account.dunning.segment'):
+        print("    MISSING: model account.dunning.segment: no segments")
+        return
+    Segment = Model.get('account.dunning.segment')
+    rows = Segment.find([])
+    counts = Counter(r.segment for r in rows)
+    names = SEGMENTS + sorted(set(counts) - set(SEGMENTS))
+    print("    segments: %s" % ', '.join(
+            '%s %d' % (s, counts[s]) for s in names))
+    expected = summary.get('expected_segments', {})
+    found = {r.party.id: r for r in rows}
+    unexpected = [(party_id, segment) for party_id, segment in sorted(
+            expected.items())
+        if getattr(found.get(party_id), 'segment', None) != segment]
+    if unexpected:
+        Party = Model.get('party.party')
+        print("    WARNING: %d customer(s) not in the segment of their "
+            "payment profile (demo/demo_data.py):" % len(unexpected))
+        for party_id, segment in unexpected:
+            row = found.get(party_id)
+            print("      %s: %s (%s), expected %s" % (
+                    Party(party_id).rec_name,
+                    row.segment if row else 'no segment',
+                    row.reason if row else '-', segment))
+
+
+def print_incentives():
+    "The discount moves the run posted and the rewards proposed"
+    from proteus import Model
+    Configuration = Model.get('account.configuration')
+    if 'early_discount_journal' not in Configuration._fields:
+        print("    MISSING: early-payment discount configuration")
+        return
+    journal = Configuration(1).early_discount_journal
+    Move = Model.get('account.move')
+    moves = Move.find([('journal', '=', journal.id)]) if journal else []
+    granted = sum(
+        (l.debit for m in moves for l in m.lines), Decimal(0))
+    print("    early-payment discount moves: %d (%s EUR granted, journal "
+        "%s)" % (len(moves), granted,
+            journal.rec_name if journal else 'not configured'))
+    for move in moves:
+        print("      %s %s: %s, %s EUR" % (
+                move.number, move.date, move.description or '',
+                sum(l.credit for l in move.lines)))
+    Reward = Model.get('account.dunning.reward')
+    rewards = Reward.find([])
+    if rewards:
+        print("    on-time rewards proposed: %d, %s to %s, %s EUR "
+            "(draft credit notes to post)" % (
+                len(rewards), rewards[0].start, rewards[0].end,
+                sum(r.amount for r in rewards)))
+    else:
+        print("    on-time rewards proposed: 0")
+
+
 def print_summary(summary, sink, today):
     from proteus import Model
     Invoice = Model.get('account.invoice')
@@ -235,6 +317,8 @@ def print_summary(summary, sink, today):
         Task = Model.get('account.dunning.task')
         print("    tasks for the credit controller (account.dunning.task): "
             "%d" % len(Task.find([])))
+    print_segments(summary)
+    print_incentives()
     emails = sorted(OUTBOX.glob('*.eml'))
     print("    emails received by the SMTP sink: %d, in %s" % (
             len(emails), OUTBOX))
@@ -361,12 +445,16 @@ def main(argv=None):
         started = step(5, "Run the daily dunning")
         ran = False
         try:
-            # A first run on the due date of the disputed invoice creates
-            # its dunning, which is then blocked as disputed
-            ran = run_wizard(summary['disputed_due_date'],
-                "earlier run (due date of the disputed invoice)")
+            # A first run 3 days after the due date of the disputed invoice
+            # creates its dunning (its customer is reliable: no reminder
+            # before), which is then blocked as disputed
+            ran = run_wizard(
+                summary['disputed_due_date'] + dt.timedelta(days=3),
+                "earlier run (3 days after the due date of the disputed "
+                "invoice)")
             block_disputed(summary)
             ran = run_wizard(today, "daily run of today") and ran
+            propose_rewards()
         except Exception as exception:
             import traceback
             traceback.print_exc()

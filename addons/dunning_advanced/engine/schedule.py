@@ -44,6 +44,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from decimal import Decimal
 from operator import attrgetter
 
@@ -91,10 +92,13 @@ class Cadence:
         return cls(levels, frozenset(rule.skipped_level_ids), rule.tone,
             tuple(rule.channels))
 
+    @cached_property
+    def _positions(self) -> dict[int, int]:
+        return {level.id: index for index, level in enumerate(self.levels)}
+
     def rank(self, level_id: int | None) -> int:
         "Position of level_id; -1, before any level, when not there."
-        return next((index for index, level in enumerate(self.levels)
-                if level.id == level_id), -1)
+        return self._positions.get(level_id, -1)
 
     def target_rank(self, maturity_date: dt.date, date: dt.date) -> int:
         "Position of the last level a line due on maturity_date reached."
