@@ -6,12 +6,23 @@ fleets in France and the UK.  The data holds twelve months of invoicing
 history, most of it paid (on time, late once, often late) and a few
 well-defined situations for the dunning run of today:
 
-* an invoice due in exactly 7 days (courtesy reminder) and one due today;
+* an invoice due in exactly 7 days and one due today, at reliable
+  customers: they get no reminder before the due date;
 * invoices overdue by 3, 10, 15, 21, 30 and 48 days;
 * a high-risk customer with several invoices 30 to 90 days overdue;
 * a customer disputing an overdue invoice (brake discs delivery);
 * a customer with an unreconciled credit note;
-* a customer without any email address (letter and task fallback).
+* a customer without any email address (letter and task fallback);
+* two new customers on "2% 10 days, net 15" whose courtesy reminders offer
+  the early-payment discount; reliable customers on "2% 10 days, net 30",
+  one of whom paid an invoice less the discount 8 days ago (the daily run
+  grants the discount);
+* the on-time reward of reliable customers configured (0.5 % of what they
+  paid on time in the quarter, from 10 EUR).
+
+The payment profiles are such that the daily run learns every segment:
+reliable, first-time late, repeat late, high risk and new
+(``EXPECTED_SEGMENT``; ``run_demo.py`` warns about a customer elsewhere).
 
 Everything is relative to the real today, and deterministic
 (``random.Random(42)``).
@@ -475,8 +486,9 @@ def setup_on_time_reward(company, accounts, verbose):
             cron.companies.append(company)
             cron.save()
     _log(verbose, "on-time reward: %s %% of what reliable customers paid "
-        "on time each quarter, from %s, product %r" % (
-            REWARD_RATE * 100, REWARD_MINIMUM, product.rec_name))
+        "on time each quarter, from %s EUR, product %r" % (
+            (REWARD_RATE * 100).normalize(), REWARD_MINIMUM,
+            product.rec_name))
     return product
 
 
@@ -1011,10 +1023,10 @@ def load(config_file, database, today=None, verbose=True):
     for date, invoice, rate in to_pay:
         if rate is not None:
             invoice.reload()
-            _log(verbose, "%s of %s paid %s on %s less the %s %% "
-                "early-payment discount: the run grants it" % (
+            _log(verbose, "%s of %s (%s EUR) paid on %s less its %s %% "
+                "early-payment discount: the daily run grants the rest" % (
                     invoice.number, invoice.party.rec_name,
-                    invoice.total_amount, date, rate * 100))
+                    invoice.total_amount, date, (rate * 100).normalize()))
 
     by_kind = {}
     for plan, invoice in zip(plans, invoices):

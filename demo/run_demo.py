@@ -272,7 +272,9 @@ def print_summary(summary, sink, today):
     counts = Counter()
     for invoice in invoices:
         if invoice.total_amount < 0:
-            counts['credit note'] += 1
+            # the drafts are the on-time rewards proposed
+            counts['credit note' if invoice.state != 'draft'
+                else 'draft credit note'] += 1
         elif invoice.state == 'paid':
             counts['paid'] += 1
         elif invoice.state == 'posted':
@@ -288,7 +290,8 @@ def print_summary(summary, sink, today):
     print("    customers: %d" % len(customers))
     print("    customer invoices: %d (%s)" % (len(invoices), ', '.join(
                 '%s %d' % (k, counts[k]) for k in [
-                    'paid', 'open, not due', 'overdue', 'credit note']
+                    'paid', 'open, not due', 'overdue', 'credit note',
+                    'draft credit note']
                 if counts[k])))
     dunnings = Dunning.find([])
     by_level = Counter(
