@@ -316,6 +316,39 @@ class Run(ModelSQL, ModelView):
             yield party_ids[i:i + size]
 
     @classmethod
+    def load_recipients(cls, company, party_ids):
+        """Return {party id: {channel: recipient}} of the parties: where each
+        channel reaches them. Channel modules add theirs."""
+        pool = Pool()
+        contact = pool.get('party.contact_mechanism').__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*contact.select(
+                contact.party, contact.value, contact.dunning,
+                contact.invoice,
+                where=contact.party.in_(party_ids)
+                & (contact.type == 'email')
+                & (contact.active == Literal(True)),
+                order_by=[contact.party, contact.sequence, contact.id]))
+        emails = {}
+        for party_id, value, for_dunning, for_invoice in cursor:
+            rank = 0 if for_dunning else 1 if for_invoice else 2
+            if party_id not in emails or rank < emails[party_id][1]:
+                emails[party_id] = value, rank
+        return {party_id: {EMAIL: value}
+            for party_id, (value, _) in emails.items()}
+
+    @classmethod
+    def load_withdrawn(cls, company, party_ids):
+        "Return {party id: channels} the parties asked not to be reached on"
+        pool = Pool()
+        party = pool.get('party.party').__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*party.select(party.id,
+                where=party.id.in_(party_ids)
+                & (party.dunning_email_opt_out == Literal(True))))
+        return {party_id: frozenset({EMAIL}) for party_id, in cursor}
+
+    @classmethod
     def load(cls, company, date, party_ids, context):
         """Return the facts of the parties and what rendering needs.
 
@@ -335,7 +368,6 @@ class Run(ModelSQL, ModelView):
             'party.party.dunning_procedure').__table__()
         party = pool.get('party.party').__table__()
         party_lang = pool.get('party.party.lang').__table__()
-        contact = pool.get('party.contact_mechanism').__table__()
         cursor = Transaction().connection.cursor()
 
         # Disputes whose end date passed resume before deciding.
@@ -378,15 +410,14 @@ class Run(ModelSQL, ModelView):
         cursor.execute(*party.join(party_lang, 'LEFT',
                 condition=party_lang.party == party.id).select(
                 party.id, party.name, party_lang.lang,
-                party.dunning_ordering_blocked, party.dunning_email_opt_out,
+                party.dunning_ordering_blocked,
                 party.dunning_segment_pin, party.dunning_segment_pin_until,
                 party.dunning_segment_pin_reason,
                 where=party.id.in_(party_ids)))
         parties = {r[0]: {
                 'name': r[1], 'lang': r[2], 'blocked': bool(r[3]),
-                'email_opt_out': bool(r[4]), 'email': None,
-                'pin': Pin(r[5], r[6]) if r[5] else None,
-                'pin_reason': r[7],
+                'pin': Pin(r[4], r[5]) if r[4] else None,
+                'pin_reason': r[6],
                 'procedure': procedures.get(
                     r[0], context['default_procedure']),
                 'segment': None}
@@ -417,18 +448,12 @@ class Run(ModelSQL, ModelView):
                 group_by=[audit.party]))
         disputes = dict(cursor)
 
-        cursor.execute(*contact.select(
-                contact.party, contact.value, contact.dunning,
-                contact.invoice,
-                where=contact.party.in_(party_ids)
-                & (contact.type == 'email')
-                & (contact.active == Literal(True)),
-                order_by=[contact.party, contact.sequence, contact.id]))
-        for party_id, value, for_dunning, for_invoice in cursor:
-            info = parties[party_id]
-            rank = 0 if for_dunning else 1 if for_invoice else 2
-            if info['email'] is None or rank < info['email_rank']:
-                info['email'], info['email_rank'] = value, rank
+        recipients = cls.load_recipients(company, party_ids)
+        withdrawn = cls.load_withdrawn(company, party_ids)
+        for party_id, info in parties.items():
+            info['recipients'] = recipients.get(party_id, {})
+            info['email'] = info['recipients'].get(EMAIL)
+            info['withdrawn'] = withdrawn.get(party_id, frozenset())
 
         expired_lines = {l for _, l in expired}
         lines, credits, by_invoice = {}, defaultdict(Decimal), {}
@@ -477,9 +502,8 @@ class Run(ModelSQL, ModelView):
         for party_id in party_ids:
             info = parties[party_id]
             procedure = info['procedure']
-            reachable = {LETTER}
-            if info['email'] and not info['email_opt_out']:
-                reachable.add(EMAIL)
+            reachable = {LETTER} | (
+                set(info['recipients']) - set(info['withdrawn']))
             facts.append(PartyFacts(
                     party_id=party_id,
                     lines=tuple(OpenLine(
@@ -621,7 +645,7 @@ class Run(ModelSQL, ModelView):
             message.attempts, message.tone]
         values = [[transaction.user, now, self.company.id,
                 d.party_id, d.channel, d.level_id, d.date,
-                parties[d.party_id]['email'] if d.channel == EMAIL else None,
+                parties[d.party_id]['recipients'].get(d.channel),
                 d.amount, d.key, 'queued', 0, d.tone]
             for d in decisions]
         bulk.insert(message, columns, values)

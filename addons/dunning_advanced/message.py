@@ -541,7 +541,7 @@ class Renderer(Model):
         html_values.update(
             invoices=html_table, credits=texts.credits_html(credit))
         template = template or level.template_for(message.tone)
-        recipient = party['email'] if message.channel == 'email' else None
+        recipient = party['recipients'].get(message.channel)
         if template is None:
             return recipient, level.rec_name, '', None
         subject = Template.substitute(template.subject, values)
