@@ -1,0 +1,123 @@
+"""Twilio's webhooks: delivery reports and the customers' replies.
+
+Both are signed by Twilio with the auth token of the account (header
+X-Twilio-Signature over the URL Twilio called and the form's fields): an
+unsigned or forged request is refused and changes nothing.
+"""
+import unicodedata
+from http import HTTPStatus
+
+from twilio.request_validator import RequestValidator
+
+from trytond.protocols.wrappers import (
+    Response, with_pool, with_transaction)
+from trytond.wsgi import app
+
+from .message import SMS
+
+FORM = 'application/x-www-form-urlencoded'
+# Twilio's standard opt-out and opt-in keywords, and the French ones;
+# compared without case, accents or surrounding punctuation.
+STOP_WORDS = {
+    'STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'ARRET'}
+START_WORDS = {'START', 'UNSTOP', 'YES', 'DEMARRER', 'REPRENDRE'}
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def keyword(body):
+    "ARRÊT, arret. and « Arrêt » are all ARRET"
+    text = unicodedata.normalize('NFKD', body or '')
+    text = ''.join(c for c in text if not unicodedata.combining(c))
+    return text.strip(' \t\r\n.!?"\'«»').upper()
+
+
+def problem(status, text):
+    return Response(text, status=status, content_type='text/plain')
+
+
+def webhook_url(pool, request, name):
+    "The URL Twilio called, as configured for the public"
+    Configuration = pool.get('account.configuration')
+    url = Configuration(1).sms_webhook_url(pool.database_name, name)
+    if url and request.query_string:
+        url += '?' + request.query_string.decode('latin-1')
+    return url
+
+
+def signed(request, url, tokens):
+    signature = request.headers.get('X-Twilio-Signature')
+    if not (url and signature):
+        return False
+    params = request.form.to_dict(flat=True)
+    return any(RequestValidator(token).validate(url, params, signature)
+        for token in tokens if token)
+
+
+def form_problem(request):
+    if request.mimetype != FORM:
+        return problem(HTTPStatus.BAD_REQUEST,
+            f"The body must be {FORM}, not "
+            f"{request.mimetype or 'without a content type'}.")
+
+
+@app.route('/<database_name>/dunning_sms/status', methods={'POST'})
+@with_pool
+@with_transaction(context={'_check_access': False})
+def status(request, pool):
+    "Twilio reports what became of an SMS"
+    Message = pool.get('account.dunning.message')
+    Configuration = pool.get('account.configuration')
+    if response := form_problem(request):
+        return response
+    message_id = request.args.get('message', type=int)
+    sid = request.form.get('MessageSid')
+    messages = Message.search([
+            ('channel', '=', SMS),
+            ['OR',
+                ('id', '=', message_id),
+                ('sms_sid', '=', sid),
+                ],
+            ], limit=1)
+    settings = messages and Configuration(1).sms_settings(
+        messages[0].company)
+    url = webhook_url(pool, request, 'status')
+    if not (settings and signed(request, url, [settings['sms_auth_token']])):
+        return problem(HTTPStatus.FORBIDDEN, "Invalid Twilio signature.")
+    # Wait for the sending transaction if it is still storing the SID.
+    Message.lock(messages)
+    message, = Message.browse(messages)
+    if message.sms_sid and message.sms_sid != sid:
+        return problem(HTTPStatus.CONFLICT,
+            f"Message {message.id} was sent as {message.sms_sid}.")
+    Message.sms_report(message, request.form.get('MessageStatus'),
+        request.form.get('ErrorCode'))
+    return Response(status=HTTPStatus.NO_CONTENT)
+
+
+@app.route('/<database_name>/dunning_sms/inbound', methods={'POST'})
+@with_pool
+@with_transaction(context={'_check_access': False})
+def inbound(request, pool):
+    "A customer replies: STOP and START change their consent to SMS"
+    ConfigurationSMS = pool.get('account.configuration.dunning_sms')
+    ContactMechanism = pool.get('party.contact_mechanism')
+    Consent = pool.get('account.dunning.consent')
+    if response := form_problem(request):
+        return response
+    account_sid = request.form.get('AccountSid')
+    tokens = [c.sms_auth_token for c in ConfigurationSMS.search([
+                ('sms_account_sid', '=', account_sid),
+                ])] if account_sid else []
+    if not signed(request, webhook_url(pool, request, 'inbound'), tokens):
+        return problem(HTTPStatus.FORBIDDEN, "Invalid Twilio signature.")
+    word = keyword(request.form.get('Body'))
+    if word in STOP_WORDS | START_WORDS:
+        number = request.form.get('From')
+        parties = {m.party for m in ContactMechanism.search([
+                    ('type', 'in', ['mobile', 'phone']),
+                    ('value_compact', '=', number),
+                    ])}
+        Consent.set_consent(list(parties), SMS, word in START_WORDS,
+            'reply', proof=(f"MessageSid={request.form.get('MessageSid')} "
+                f"From={number} Body={request.form.get('Body')}"))
+    return Response(EMPTY_TWIML, content_type='text/xml')
