@@ -15,10 +15,6 @@ class Party(metaclass=PoolMeta):
         "Ordering Blocked", readonly=True,
         help="New sales orders are refused while a line sits at a level "
         "that blocks ordering.")
-    dunning_email_opt_out = fields.Boolean(
-        "No Email Reminders",
-        help="The customer asked not to get reminders by email; formal "
-        "notices still go by letter.")
     dunning_messages = fields.One2Many(
         'account.dunning.message', 'party', "Dunning Messages",
         readonly=True)
@@ -32,31 +28,12 @@ class Party(metaclass=PoolMeta):
         return False
 
     @classmethod
-    def default_dunning_email_opt_out(cls):
-        return False
-
-    @classmethod
     def copy(cls, parties, default=None):
         default = default.copy() if default else {}
         for name in ['dunning_ordering_blocked', 'dunning_messages',
                 'dunning_tasks', 'dunning_audit']:
             default.setdefault(name, None)
         return super().copy(parties, default=default)
-
-    @classmethod
-    def write(cls, *args):
-        pool = Pool()
-        Audit = pool.get('account.dunning.audit')
-        entries = []
-        actions = iter(args)
-        for parties, values in zip(actions, actions):
-            if 'dunning_email_opt_out' in values:
-                entries.extend(Audit.entry('manual', party=p,
-                        reason=f"dunning_email_opt_out="
-                        f"{values['dunning_email_opt_out']}")
-                    for p in parties)
-        super().write(*args)
-        Audit.record(entries)
 
     def blocking_dunnings(self):
         pool = Pool()

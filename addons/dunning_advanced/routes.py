@@ -6,8 +6,10 @@ from http import HTTPStatus
 from trytond.i18n import gettext
 from trytond.protocols.wrappers import (
     Response, with_pool, with_transaction)
+from trytond.transaction import Transaction
 from trytond.wsgi import app
 
+from .consent import CHANNELS
 from .message import read_token
 
 PAGE = ('<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
@@ -15,6 +17,9 @@ PAGE = ('<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
     '<title>{title}</title></head><body style="font-family:sans-serif;'
     'max-width:36em;margin:2em auto;padding:0 1em;color:#222">'
     '<h1 style="font-size:1.4em">{title}</h1>{body}</body></html>')
+BUTTON = ('<form method="post">{action}<button type="submit" '
+    'style="font-size:1em;padding:.5em 1em">{label}</button></form>')
+RESUME = 'resume'
 
 
 def page(title, body, status=HTTPStatus.OK, lang='en'):
@@ -23,34 +28,70 @@ def page(title, body, status=HTTPStatus.OK, lang='en'):
         status=status, content_type='text/html; charset=utf-8')
 
 
+def paragraph(text):
+    return '<p>%s</p>' % html.escape(text)
+
+
+def button(label, action=None):
+    return BUTTON.format(label=html.escape(label), action=(
+            '<input type="hidden" name="action" value="%s">'
+            % html.escape(action) if action else ''))
+
+
 @app.route('/<database_name>/dunning/opt-out/<token>',
     methods={'GET', 'POST'})
 @with_pool
 @with_transaction(context={'_check_access': False})
 def opt_out(request, pool, token):
     """GET shows what the link stops and a button; POST (the button, or a
-    mail client's one-click unsubscribe) stops email reminders."""
+    mail client's RFC 8058 one-click unsubscribe) withdraws the consent to
+    the token's channel, and POST with action=resume grants it again."""
     Configuration = pool.get('account.configuration')
+    Consent = pool.get('account.dunning.consent')
     Party = pool.get('party.party')
-    secret = Configuration(1).get_dunning_secret()
+    # No secret means no link was ever sent; a GET cannot store one.
+    secret = Configuration(1).dunning_secret
+    today = dt.datetime.now(dt.UTC).date()
     try:
-        party_id, channel = read_token(secret, token, dt.date.today())
+        if not secret:
+            raise ValueError('bad signature')
+        party_id, channel = read_token(secret, token, today)
+        if channel not in dict(CHANNELS):
+            raise ValueError('unknown channel')
         party, = Party.search([('id', '=', party_id)])
     except ValueError as exception:
         return page(gettext('dunning_advanced.msg_opt_out_invalid_title'),
-            '<p>%s</p>' % html.escape(gettext(
-                    'dunning_advanced.msg_opt_out_invalid',
+            paragraph(gettext('dunning_advanced.msg_opt_out_invalid',
                     reason=str(exception))),
             status=HTTPStatus.BAD_REQUEST)
-    if request.method == 'POST':
-        if not party.dunning_email_opt_out:
-            Party.write([party], {'dunning_email_opt_out': True})
-        return page(gettext('dunning_advanced.msg_opt_out_done_title'),
-            '<p>%s</p>' % html.escape(gettext(
-                    'dunning_advanced.msg_opt_out_done', party=party.rec_name)))
-    return page(gettext('dunning_advanced.msg_opt_out_confirm_title'),
-        '<p>%s</p><form method="post"><button type="submit" '
-        'style="font-size:1em;padding:.5em 1em">%s</button></form>' % (
-            html.escape(gettext('dunning_advanced.msg_opt_out_confirm',
-                    party=party.rec_name)),
-            html.escape(gettext('dunning_advanced.msg_opt_out_button'))))
+    lang = party.lang.code if party.lang else 'en'
+    with Transaction().set_context(language=lang):
+        reminders = gettext(f'dunning_advanced.msg_opt_out_channel_{channel}')
+        texts = {'party': party.rec_name, 'reminders': reminders}
+        if request.method != 'POST':
+            return page(
+                gettext('dunning_advanced.msg_opt_out_confirm_title', **texts),
+                paragraph(gettext(
+                        'dunning_advanced.msg_opt_out_confirm', **texts))
+                + button(gettext(
+                        'dunning_advanced.msg_opt_out_button', **texts)),
+                lang=lang)
+        granted = request.form.get('action') == RESUME
+        now = dt.datetime.now(dt.UTC)
+        Consent.set_consent([party], channel, granted, 'opt_out_link',
+            proof=f"address: {request.remote_addr}; "
+            f"user agent: {request.user_agent.string}; "
+            f"time: {now.isoformat(timespec='seconds')}")
+        if granted:
+            return page(
+                gettext('dunning_advanced.msg_opt_out_resumed_title', **texts),
+                paragraph(gettext(
+                        'dunning_advanced.msg_opt_out_resumed', **texts)),
+                lang=lang)
+        return page(
+            gettext('dunning_advanced.msg_opt_out_done_title', **texts),
+            paragraph(gettext('dunning_advanced.msg_opt_out_done', **texts))
+            + button(gettext(
+                    'dunning_advanced.msg_opt_out_resume_button', **texts),
+                RESUME),
+            lang=lang)
