@@ -4,7 +4,8 @@
 # Usage: scripts/run-tests.sh [sqlite|postgresql]     (default: sqlite)
 #
 # Parts (each one runs even if an earlier one failed):
-#   pytest  our own tests: tests/ and addons/dunning_advanced/tests/
+#   pytest  our own tests: tests/, addons/dunning_advanced/tests/ and
+#           addons/dunning_sms/tests/
 #   tryton  Tryton's own test suites of the standard modules we build on,
 #           unchanged, run with unittest so that their scenario_*.rst
 #           doctests (collected by load_tests) are included
@@ -33,7 +34,7 @@ PY="$VENV/bin/python"
 PART_TIMEOUT="${PART_TIMEOUT:-1500}"
 
 # Our own test directories (missing ones are skipped).
-PYTEST_DIRS=(tests addons/dunning_advanced/tests)
+PYTEST_DIRS=(tests addons/dunning_advanced/tests addons/dunning_sms/tests)
 # Standard Tryton modules whose own suites must keep passing with our module
 # installed alongside.
 TRYTON_MODULES=(

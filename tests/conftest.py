@@ -65,6 +65,16 @@ def body_of(message, subtype='plain'):
 @pytest.fixture
 def tryton():
     """A fresh database with dunning_advanced and a configured company"""
+    yield from world('dunning_advanced')
+
+
+@pytest.fixture
+def tryton_sms():
+    """The same with dunning_sms activated too"""
+    yield from world(['dunning_advanced', 'dunning_sms'])
+
+
+def world(modules):
     from proteus import Model
     from trytond.modules.account.tests.tools import (
         create_chart, create_fiscalyear, get_accounts)
@@ -75,8 +85,7 @@ def tryton():
     from trytond.tests.test_tryton import drop_db
     from trytond.tests.tools import activate_modules
 
-    config = activate_modules(
-        'dunning_advanced', create_company, create_chart)
+    config = activate_modules(modules, create_company, create_chart)
     # The database is restored from a copy: values cached by the previous
     # test would name records the copy does not have.
     MemoryCache._clear_all(config.database_name)

@@ -3,7 +3,6 @@ from trytond import config as trytond_config
 from trytond.model import ModelSQL, fields
 from trytond.modules.company.model import CompanyValueMixin
 from trytond.pool import Pool, PoolMeta
-from trytond.pyson import Bool, Eval
 from trytond.transaction import without_check_access
 
 DEFAULT_API_URL = 'https://api.twilio.com'
@@ -33,7 +32,7 @@ def _api_key_sid():
 
 def _api_key_secret():
     return fields.Char("Twilio API Key Secret",
-        states={'required': Bool(Eval('sms_api_key_sid'))})
+        help="The secret of the API key, shown once by Twilio.")
 
 
 def _from_number():
@@ -70,8 +69,9 @@ class Configuration(metaclass=PoolMeta):
         administrators may see the secrets, anybody's run sends."""
         values = {name: self.get_multivalue(name, company=company.id)
             for name in SMS_FIELDS}
-        if not (values['sms_account_sid'] and (
-                    values['sms_auth_token'] or values['sms_api_key_sid'])
+        api_key = values['sms_api_key_sid'] and values['sms_api_key_secret']
+        if not (values['sms_account_sid']
+                and (values['sms_auth_token'] or api_key)
                 and (values['sms_from_number']
                     or values['sms_messaging_service_sid'])):
             return None

@@ -27,6 +27,19 @@ class Run(metaclass=PoolMeta):
         return recipients
 
     @classmethod
+    def load_withdrawn(cls, company, party_ids):
+        "A party that withdrew its consent to SMS is sent none"
+        pool = Pool()
+        Consent = pool.get('account.dunning.consent')
+        withdrawn = super().load_withdrawn(company, party_ids)
+        for party_id, channels in Consent.withdrawn_channels(
+                party_ids).items():
+            if SMS in channels:
+                withdrawn[party_id] = withdrawn.get(
+                    party_id, frozenset()) | {SMS}
+        return withdrawn
+
+    @classmethod
     def load_sms_numbers(cls, party_ids):
         """Return ({party id: number}, [(contact mechanism id, why)]): the
         number each party is sent SMS on, in E.164, and the numbers that
@@ -83,9 +96,9 @@ class Run(metaclass=PoolMeta):
         pool = Pool()
         Configuration = pool.get('account.configuration')
         ContactMechanism = pool.get('party.contact_mechanism')
-        super().apply(decisions, details, context)
+        counts = super().apply(decisions, details, context)
         if not Configuration(1).sms_settings(self.company):
-            return
+            return counts
         _, invalid = self.load_sms_numbers(list(details['parties']))
         by_reason = defaultdict(list)
         for mechanism_id, reason in invalid:
@@ -94,3 +107,4 @@ class Run(metaclass=PoolMeta):
             ContactMechanism.flag_sms_invalid(
                 ContactMechanism.browse(mechanism_ids),
                 ContactMechanism.sms_reason(reason))
+        return counts

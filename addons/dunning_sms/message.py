@@ -1,7 +1,8 @@
 """The sms channel of the outbox: texts, sending through Twilio, delivery
 status, and what a refused recipient changes."""
 from requests import RequestException
-from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.base.exceptions import (
+    TwilioException, TwilioRestException, TwilioServiceException)
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -57,7 +58,7 @@ def twilio_client(settings):
     Configuration = pool.get('account.configuration')
     http_client = TwilioHttpClient(timeout=trytond_config.getfloat(
             'dunning_sms', 'timeout', default=30))
-    if settings['sms_api_key_sid']:
+    if settings['sms_api_key_sid'] and settings['sms_api_key_secret']:
         client = Client(settings['sms_api_key_sid'],
             settings['sms_api_key_secret'], settings['sms_account_sid'],
             http_client=http_client)
@@ -132,10 +133,12 @@ class Message(metaclass=PoolMeta):
             sent = twilio_client(settings).messages.create(
                 to=self.recipient, body=self.body,
                 status_callback=self.sms_status_callback(config), **sender)
-        except TwilioRestException as exception:
+        except (TwilioRestException, TwilioServiceException) as exception:
+            # The legacy and the RFC 9457 errors of the API
             error = scrub(gettext('dunning_sms.msg_sms_refused',
                     code=exception.code or '', status=exception.status,
-                    error=exception.msg), settings)
+                    error=getattr(exception, 'msg', None)
+                    or exception.detail or exception.title), settings)
             if exception.code in INVALID_NUMBER_CODES:
                 self.sms_number_refused(error)
                 raise SMSRecipientError(error) from exception
