@@ -51,10 +51,7 @@ class Audit(ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
-        cls._sql_indexes.update({
-                Index(t, (t.party, Index.Range())),
-                Index(t, (t.timestamp, Index.Range())),
-                })
+        cls._sql_indexes.add(Index(t, (t.timestamp, Index.Range())))
         cls._order = [('timestamp', 'DESC'), ('id', 'DESC')]
 
     @classmethod

@@ -1,11 +1,13 @@
 """The dunning queue and the daily run: load facts, decide, apply, send."""
 import datetime as dt
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from sql import Literal, Null
 from sql.aggregate import Count
 
+from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
@@ -16,7 +18,7 @@ from trytond.transaction import Transaction
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import bulk, engine
-from .bulk import chunks
+from .bulk import chunks, in_
 from .engine import (
     EMAIL, LETTER, Decisions, History, OpenLine, OverdueItem, PaidItem,
     PartyFacts, Pin)
@@ -133,7 +135,8 @@ class Run(ModelSQL, ModelView):
     messages = fields.Integer("Messages", readonly=True)
     actions = fields.Integer("Actions", readonly=True)
 
-    batch_size = 500
+    batch_size = 1000
+    writers = 2
 
     @classmethod
     def __setup__(cls):
@@ -185,15 +188,20 @@ class Run(ModelSQL, ModelView):
             started_at=dt.datetime.now(), parties=0, changes=0, messages=0,
             actions=0)
         run.save()
+        cls.lift_expired_disputes(company, date)
         cls._commit()
         context = cls.load_context(company, date)
-        for party_ids in cls.party_batches(
-                company, batch_size or cls.batch_size, date, context):
-            facts, details = cls.load(company, date, party_ids, context)
-            decisions = engine.decide(facts, context['policies'], date)
-            run.apply(decisions, details, context)
-            run.save()
-            cls._commit()
+        batches = cls.party_batches(
+            company, batch_size or cls.batch_size, date, context)
+        if cls._write_beside():
+            cls._execute_overlapped(run, company, date, batches, context)
+        else:
+            for party_ids in batches:
+                facts, details = cls.load(company, date, party_ids, context)
+                decisions = engine.decide(facts, context['policies'], date)
+                run.count(run.apply(decisions, details, context))
+                run.save()
+                cls._commit()
         run.state = 'done'
         run.finished_at = dt.datetime.now()
         run.save()
@@ -204,6 +212,84 @@ class Run(ModelSQL, ModelView):
                         ('state', '=', 'queued'),
                         ], order=[('id', 'ASC')]))
         return run
+
+    @classmethod
+    def _write_beside(cls):
+        """Whether batches are written on a connection of their own.
+
+        PostgreSQL writes a batch on one core while Python loads and
+        decides the next on the other. Tests run in one transaction that
+        is never committed, which a second connection could not see.
+        """
+        return backend.name == 'postgresql' and not Pool().test
+
+    @classmethod
+    def _execute_overlapped(cls, run, company, date, batches, context):
+        """Decide each batch here and write it in a thread, in a
+        transaction of its own, while the next batch is loaded.
+
+        The batches share no party, so what one writes is never what the
+        next one reads; a failed write stops the run.
+        """
+        transaction = Transaction()
+        database, user = transaction.database.name, transaction.user
+        run_context = dict(transaction.context)
+        # Records belong to the transaction that read them: the writers
+        # share only the plain facts.
+        facts_context = {key: context[key]
+            for key in ('policies', 'default_procedure')}
+
+        def write(decisions, details):
+            with Transaction().start(database, user,
+                    context=run_context) as writing:
+                counts = cls(run.id).apply(decisions, details, facts_context)
+                writing.commit()
+                return counts
+
+        def written(batch):
+            run.count(batch.result())
+            run.save()
+            transaction.commit()
+
+        with ThreadPoolExecutor(max_workers=cls.writers) as writer:
+            pending = deque()
+            for party_ids in batches:
+                facts, details = cls.load(company, date, party_ids, context)
+                decisions = engine.decide(facts, context['policies'], date)
+                while len(pending) >= cls.writers:
+                    written(pending.popleft())
+                pending.append(writer.submit(write, decisions, details))
+            while pending:
+                written(pending.popleft())
+
+    @classmethod
+    def lift_expired_disputes(cls, company, date):
+        "Disputes whose end date passed resume before the run decides"
+        pool = Pool()
+        Dunning = pool.get('account.dunning')
+        Audit = pool.get('account.dunning.audit')
+        dunning = Dunning.__table__()
+        line = pool.get('account.move.line').__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*dunning.join(line,
+                condition=line.id == dunning.line).select(
+                dunning.id, dunning.line, line.party,
+                where=(dunning.company == company.id)
+                & (dunning.blocked == Literal(True))
+                & (dunning.block_until != Null)
+                & (dunning.block_until < date)))
+        expired = cursor.fetchall()
+        if not expired:
+            return
+        for sub in chunks([d for d, _, _ in expired]):
+            cursor.execute(*dunning.update(
+                    [dunning.blocked, dunning.block_until],
+                    [Literal(False), Null],
+                    where=in_(dunning.id, sub)))
+        Audit.record([Audit.entry('dispute_lifted', party=party_id,
+                    lines=[line_id], date=date,
+                    reason=gettext('dunning_advanced.msg_dispute_expired'))
+                for _, line_id, party_id in expired])
 
     @classmethod
     def dry_run(cls, date, batch_size=None):
@@ -325,7 +411,7 @@ class Run(ModelSQL, ModelView):
         cursor.execute(*contact.select(
                 contact.party, contact.value, contact.dunning,
                 contact.invoice,
-                where=contact.party.in_(party_ids)
+                where=in_(contact.party, party_ids)
                 & (contact.type == 'email')
                 & (contact.active == Literal(True)),
                 order_by=[contact.party, contact.sequence, contact.id]))
@@ -344,7 +430,7 @@ class Run(ModelSQL, ModelView):
         party = pool.get('party.party').__table__()
         cursor = Transaction().connection.cursor()
         cursor.execute(*party.select(party.id,
-                where=party.id.in_(party_ids)
+                where=in_(party.id, party_ids)
                 & (party.dunning_email_opt_out == Literal(True))))
         return {party_id: frozenset({EMAIL}) for party_id, in cursor}
 
@@ -370,15 +456,8 @@ class Run(ModelSQL, ModelView):
         party_lang = pool.get('party.party.lang').__table__()
         cursor = Transaction().connection.cursor()
 
-        # Disputes whose end date passed resume before deciding.
-        cursor.execute(*dunning.select(dunning.id, dunning.line,
-                where=(dunning.blocked == Literal(True))
-                & (dunning.block_until != Null)
-                & (dunning.block_until < date)))
-        expired = cursor.fetchall()
-
         line, query, where = cls._receivable_lines(company)
-        where &= line.party.in_(party_ids)
+        where &= in_(line.party, party_ids)
         query = (query
             .join(dunning, 'LEFT', condition=dunning.line == line.id)
             .join(invoice, 'LEFT', condition=invoice.move == line.move)
@@ -388,8 +467,8 @@ class Run(ModelSQL, ModelView):
                 line.id, line.party, line.maturity_date,
                 line.debit, line.credit, line.move, line.account,
                 dunning.id, dunning.level, dunning.blocked,
-                invoice.id, invoice.number, invoice.invoice_date,
-                invoice_payment.invoice,
+                dunning.block_until, invoice.id, invoice.number,
+                invoice.invoice_date, invoice_payment.invoice,
                 where=where,
                 order_by=[line.party, line.maturity_date, line.id]))
         rows = cursor.fetchall()
@@ -398,13 +477,13 @@ class Run(ModelSQL, ModelView):
         processing = set()
         for sub in chunks(debit_ids):
             cursor.execute(*payment.select(payment.line,
-                    where=payment.line.in_(sub)
+                    where=in_(payment.line, sub)
                     & payment.state.in_(PROCESSING_PAYMENT_STATES)))
             processing.update(l for l, in cursor)
 
         cursor.execute(*party_procedure.select(
                 party_procedure.party, party_procedure.dunning_procedure,
-                where=party_procedure.party.in_(party_ids)))
+                where=in_(party_procedure.party, party_ids)))
         procedures = dict(cursor)
 
         cursor.execute(*party.join(party_lang, 'LEFT',
@@ -413,7 +492,7 @@ class Run(ModelSQL, ModelView):
                 party.dunning_ordering_blocked,
                 party.dunning_segment_pin, party.dunning_segment_pin_until,
                 party.dunning_segment_pin_reason,
-                where=party.id.in_(party_ids)))
+                where=in_(party.id, party_ids)))
         parties = {r[0]: {
                 'name': r[1], 'lang': r[2], 'blocked': bool(r[3]),
                 'pin': Pin(r[4], r[5]) if r[4] else None,
@@ -425,7 +504,7 @@ class Run(ModelSQL, ModelView):
 
         cursor.execute(*segment.select(segment.party, segment.segment,
                 where=(segment.company == company.id)
-                & segment.party.in_(party_ids)))
+                & in_(segment.party, party_ids)))
         for party_id, party_segment in cursor:
             parties[party_id]['segment'] = party_segment
 
@@ -435,7 +514,7 @@ class Run(ModelSQL, ModelView):
         cursor.execute(*paid_query.select(
                 paid.party, paid.debit, paid.credit, paid.maturity_date,
                 reconciliation.date,
-                where=paid_where & paid.party.in_(party_ids)))
+                where=paid_where & in_(paid.party, party_ids)))
         paid_items = defaultdict(list)
         for party_id, debit, credit, maturity, paid_date in cursor:
             paid_items[party_id].append(PaidItem(
@@ -443,7 +522,7 @@ class Run(ModelSQL, ModelView):
 
         cursor.execute(*audit.select(audit.party, Count(audit.id),
                 where=(audit.kind == 'dispute')
-                & audit.party.in_(party_ids)
+                & in_(audit.party, party_ids)
                 & (audit.timestamp > dt.datetime.combine(start, dt.time())),
                 group_by=[audit.party]))
         disputes = dict(cursor)
@@ -455,12 +534,11 @@ class Run(ModelSQL, ModelView):
             info['email'] = info['recipients'].get(EMAIL)
             info['withdrawn'] = withdrawn.get(party_id, frozenset())
 
-        expired_lines = {l for _, l in expired}
         lines, credits, by_invoice = {}, defaultdict(Decimal), {}
         paid_on_invoice = defaultdict(Decimal)
         for (line_id, party_id, maturity, debit, credit, move_id, account_id,
-                dunning_id, level_id, blocked, invoice_id, number,
-                invoice_date, paid_invoice) in rows:
+                dunning_id, level_id, blocked, block_until, invoice_id,
+                number, invoice_date, paid_invoice) in rows:
             # Subtract in Python: SQLite would compute it as a float.
             amount = Decimal(debit) - Decimal(credit)
             if amount < 0:
@@ -475,7 +553,9 @@ class Run(ModelSQL, ModelView):
                 'id': line_id, 'party': party_id, 'maturity_date': maturity,
                 'amount': amount, 'account': account_id,
                 'dunning': dunning_id, 'level': level_id,
-                'disputed': bool(blocked) and line_id not in expired_lines,
+                # A dispute whose end date passed no longer holds the line.
+                'disputed': bool(blocked) and not (
+                    block_until and block_until < date),
                 'invoice': invoice_id, 'number': number,
                 'invoice_date': invoice_date,
                 }
@@ -527,17 +607,6 @@ class Run(ModelSQL, ModelView):
                         disputes=disputes.get(party_id, 0)),
                     pin=info['pin']))
 
-        if expired:
-            expired_ids = [d for d, _ in expired]
-            cursor.execute(*dunning.update(
-                    [dunning.blocked, dunning.block_until],
-                    [Literal(False), Null],
-                    where=dunning.id.in_(expired_ids)))
-            Audit.record([Audit.entry('dispute_lifted',
-                        party=lines[l]['party'] if l in lines else None,
-                        lines=[l], date=date,
-                        reason=gettext('dunning_advanced.msg_dispute_expired'))
-                    for l in expired_lines])
         details = {
             'lines': lines,
             'parties': parties,
@@ -547,7 +616,7 @@ class Run(ModelSQL, ModelView):
         return facts, details
 
     def apply(self, decisions, details, context):
-        "Write the decisions of one batch in bulk"
+        "Write the decisions of one batch in bulk and return what it did"
         pool = Pool()
         Dunning = pool.get('account.dunning')
         Audit = pool.get('account.dunning.audit')
@@ -561,6 +630,8 @@ class Run(ModelSQL, ModelView):
             for level in policy.levels:
                 procedure_of[level.id] = policy.procedure_id
 
+        # Read once: a record's field access costs more than the row it fills.
+        user, company_id, date = transaction.user, self.company.id, self.date
         by_level = defaultdict(list)
         new = []
         for change in decisions.changes:
@@ -569,9 +640,9 @@ class Run(ModelSQL, ModelView):
                 by_level[change.level_id].append(info['dunning'])
             else:
                 new.append([
-                        transaction.user, now, self.company.id,
+                        user, now, company_id,
                         change.line_id, procedure_of[change.level_id],
-                        change.level_id, 'waiting', self.date, False])
+                        change.level_id, 'waiting', date, False])
         for level_id, dunning_ids in by_level.items():
             for sub in chunks(dunning_ids):
                 cursor.execute(*dunning.update(
@@ -579,8 +650,8 @@ class Run(ModelSQL, ModelView):
                             dunning.date, dunning.write_uid,
                             dunning.write_date],
                         [level_id, procedure_of[level_id], 'waiting',
-                            self.date, transaction.user, now],
-                        where=dunning.id.in_(sub)))
+                            date, user, now],
+                        where=in_(dunning.id, sub)))
         columns = [dunning.create_uid, dunning.create_date, dunning.company,
             dunning.line, dunning.procedure, dunning.level, dunning.state,
             dunning.date, dunning.blocked]
@@ -589,14 +660,14 @@ class Run(ModelSQL, ModelView):
         dunning_of = {}
         for sub in chunks(changed_ids):
             cursor.execute(*dunning.select(dunning.line, dunning.id,
-                    where=dunning.line.in_(sub)))
+                    where=in_(dunning.line, sub)))
             dunning_of.update(cursor)
 
         groups = defaultdict(list)
         for change in decisions.changes:
             groups[(change.party_id, change.level_id)].append(change.line_id)
         Audit.record([Audit.entry('level_reached', party=party_id,
-                    level=level_id, lines=line_ids, date=self.date,
+                    level=level_id, lines=line_ids, date=date,
                     amount=sum(lines[l]['amount'] for l in line_ids))
                 for (party_id, level_id), line_ids in groups.items()])
 
@@ -605,11 +676,17 @@ class Run(ModelSQL, ModelView):
             decisions.messages, details, dunning_of, context)
         actions = self.apply_actions(
             decisions.actions, details, dunning_of, context)
-        self.parties += len({f for f, _ in groups} | {
-                a.party_id for a in decisions.actions})
-        self.changes += len(decisions.changes)
-        self.messages += messages
-        self.actions += actions
+        return Counter(
+            parties=len({f for f, _ in groups} | {
+                    a.party_id for a in decisions.actions}),
+            changes=len(decisions.changes),
+            messages=messages,
+            actions=actions)
+
+    def count(self, counts):
+        "Add what a batch did to the figures of the run"
+        for name, value in counts.items():
+            setattr(self, name, getattr(self, name) + value)
 
     def store_segments(self, segments, details, context):
         pool = Pool()
@@ -643,7 +720,8 @@ class Run(ModelSQL, ModelView):
             message.party, message.channel, message.level, message.date,
             message.recipient, message.amount, message.key, message.state,
             message.attempts, message.tone]
-        values = [[transaction.user, now, self.company.id,
+        user, company_id = transaction.user, self.company.id
+        values = [[user, now, company_id,
                 d.party_id, d.channel, d.level_id, d.date,
                 parties[d.party_id]['recipients'].get(d.channel),
                 d.amount, d.key, 'queued', 0, d.tone]
@@ -653,9 +731,9 @@ class Run(ModelSQL, ModelView):
         message_of = {}
         for sub in chunks(keys):
             cursor.execute(*message.select(message.key, message.id,
-                    where=message.key.in_(sub)))
+                    where=in_(message.key, sub)))
             message_of.update(cursor)
-        links = [[transaction.user, now, message_of[d.key], dunning_of[l]]
+        links = [[user, now, message_of[d.key], dunning_of[l]]
             for d in decisions for l in d.line_ids]
         bulk.insert(message_dunning,
             [message_dunning.create_uid, message_dunning.create_date,

@@ -13,6 +13,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
 from .engine import CALL_TASK, COLLECTION, FEE, INTEREST, NO_CONTACT_TASK
+from .bulk import in_
 
 
 class Escalation(Model):
@@ -97,7 +98,7 @@ class Escalation(Model):
         party_ids = sorted({a.party_id for a in actions})
         cursor.execute(*party.update(
                 [party.dunning_ordering_blocked], [Literal(blocked)],
-                where=party.id.in_(party_ids)))
+                where=in_(party.id, party_ids)))
         Audit.record([Audit.entry(kind, party=a.party_id,
                     level=a.level_id, lines=a.line_ids, date=run.date)
                 for a in actions])

@@ -36,7 +36,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
-from .bulk import chunks
+from .bulk import chunks, in_
 
 INCENTIVE_KINDS = [
     ('early_discount', "Early-Payment Discount"),
@@ -259,7 +259,7 @@ class Invoice(metaclass=PoolMeta):
         settled = set()
         for sub in chunks(invoice_ids):
             cursor.execute(*payment_line.select(payment_line.invoice,
-                    where=payment_line.invoice.in_(sub),
+                    where=in_(payment_line.invoice, sub),
                     group_by=[payment_line.invoice]))
             settled.update(i for i, in cursor)
             to_pay = cls._query_lines_to_pay(sub)
@@ -284,7 +284,7 @@ class Invoice(metaclass=PoolMeta):
         rows = []
         for sub in chunks(sorted({int(i) for i in invoices})):
             cursor.execute(*query.select(*columns,
-                    where=where & invoice.id.in_(sub)))
+                    where=where & in_(invoice.id, sub)))
             rows.extend(cursor)
         offers = {i: o for i, o in cls._early_discount_offers(rows).items()
             if o.deadline >= date}
@@ -365,7 +365,7 @@ class Invoice(metaclass=PoolMeta):
                 .join(move, condition=move.id == line.move)
                 .select(payment_line.invoice, line.id, line.debit,
                     line.credit, move.date,
-                    where=payment_line.invoice.in_(sub)
+                    where=in_(payment_line.invoice, sub)
                     & (line.reconciliation == Null)
                     & (move.state == 'posted')))
             for invoice_id, line_id, debit, credit, paid_on in cursor:
@@ -417,7 +417,7 @@ class Invoice(metaclass=PoolMeta):
             cursor.execute(*line.join(move, condition=move.id == line.move)
                 .select(line.id, line.party, line.account, line.debit,
                     line.credit, move.date,
-                    where=line.party.in_(sub)
+                    where=in_(line.party, sub)
                     & line.account.in_(accounts)
                     & (line.reconciliation == Null)
                     & (line.credit > line.debit)
@@ -767,7 +767,7 @@ class Reward(ModelSQL, ModelView):
                     where=(invoice.company == company.id)
                     & (invoice.type == 'out')
                     & invoice.state.in_(['posted', 'paid'])
-                    & invoice.party.in_(sub)
+                    & in_(invoice.party, sub)
                     & (line.debit > line.credit)
                     & (line.maturity_date != Null)
                     & (reconciliation.date >= start)

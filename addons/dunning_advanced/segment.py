@@ -10,7 +10,7 @@ from trytond.pyson import Bool, Eval
 from trytond.transaction import Transaction
 
 from . import bulk
-from .bulk import chunks
+from .bulk import chunks, in_
 from .engine import (
     FIRM, GENTLE, NEUTRAL, SEGMENTS, Classification, SegmentRule, Thresholds)
 
@@ -197,10 +197,10 @@ class PartySegment(ModelSQL, ModelView):
         for sub in chunks(party_ids):
             cursor.execute(*table.select(table.party, table.segment,
                     where=(table.company == company.id)
-                    & table.party.in_(sub)))
+                    & in_(table.party, sub)))
             before.update(cursor)
             cursor.execute(*table.delete(where=(table.company == company.id)
-                    & table.party.in_(sub)))
+                    & in_(table.party, sub)))
         now = dt.datetime.now()
         columns = [table.create_uid, table.create_date, table.company,
             table.party, table.date, table.segment, table.computed,

@@ -168,7 +168,7 @@ class Group:
     def amount(self) -> Decimal:
         return sum((line.amount for line in self.lines), Decimal(0))
 
-    @property
+    @cached_property
     def reachable_channels(self) -> tuple[str, ...]:
         return self.cadence.channels_of(self.level, self.party.reachable)
 
