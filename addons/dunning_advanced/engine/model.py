@@ -39,7 +39,8 @@ class LevelRule:
     """One step of a procedure, placed by signed days from the maturity date.
 
     ``offset_days`` is negative before the due date (courtesy), 0 on it and
-    positive after it.
+    positive after it. A ``formal_notice`` is one the law lets us send by
+    letter to a customer who opted out of every other channel.
     """
     id: int
     offset_days: int
@@ -50,6 +51,7 @@ class LevelRule:
     block_ordering: bool = False
     collection: bool = False
     call_task: bool = False
+    formal_notice: bool = False
 
     @property
     def actions(self):
@@ -111,6 +113,21 @@ class OpenLine:
 
 
 @dataclass(frozen=True)
+class Sent:
+    """A message of the party already in the outbox, at the time it was
+    sent or is due to be sent.
+
+    A pending one (not sent yet) is merged into the next message on its
+    channel; its lines then go with that message.
+    """
+    id: int
+    channel: str
+    at: dt.datetime
+    pending: bool = False
+    line_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class PartyFacts:
     """Everything the engine needs to know about one party.
 
@@ -120,7 +137,9 @@ class PartyFacts:
     ``ordering_blocked`` says whether ordering is blocked today.
     ``history`` is its payment history and ``pin`` the segment an accountant
     set by hand; the policy of ``procedure_id`` (else of its lines) says how
-    they give the party's segment.
+    they give the party's segment. ``withdrawn`` names the channels the
+    party asked not to be reached on, ``zone`` its time zone (None: the
+    company's) and ``sent`` its recent messages, for the caps.
     """
     party_id: int
     lines: tuple[OpenLine, ...]
@@ -130,6 +149,9 @@ class PartyFacts:
     procedure_id: int | None = None
     history: History = History()
     pin: Pin | None = None
+    withdrawn: frozenset[str] = frozenset()
+    zone: str | None = None
+    sent: tuple[Sent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,6 +179,9 @@ class Message:
     next_level_id: int | None = None
     next_level_date: dt.date | None = None
     tone: str = NEUTRAL
+    send_after: dt.datetime | None = None
+    replaces: tuple[int, ...] = ()
+    deferred_for: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from .model import (
     SKIP_COVERED_BY_CREDIT, SKIP_DISPUTED, SKIP_NO_PROCEDURE, SKIP_NOT_REACHED,
     SKIP_PAYMENT_PROCESSING, UNBLOCK_ORDERING, Action, Decisions, LevelChange,
     NEUTRAL, LevelRule, Message, OpenLine, PartyFacts, Policy, Skip)
+from .compliance import Rules, plan
 from .money import interest
 from .segment import Thresholds, classify
 
@@ -177,9 +178,21 @@ class Group:
         return bool(self.level.channels) and not self.reachable_channels
 
     @property
+    def opted_out(self) -> bool:
+        "Unreachable because the party withdrew a channel of the level"
+        return self.unreachable and any(
+            channel in self.party.withdrawn for channel in self.level.channels)
+
+    @property
     def channels(self) -> tuple[str, ...]:
-        "The channels to send on: never none when the level has some."
-        return (LETTER,) if self.unreachable else self.reachable_channels
+        """The channels to send on: a letter when the party cannot be
+        reached otherwise, unless it opted out and the level is no formal
+        notice."""
+        if not self.unreachable:
+            return self.reachable_channels
+        if self.opted_out and not self.level.formal_notice:
+            return ()
+        return (LETTER,)
 
 
 def party_policy(party: PartyFacts, policies: Mapping[int, Policy]
@@ -192,9 +205,15 @@ def party_policy(party: PartyFacts, policies: Mapping[int, Policy]
 
 def decide(
         parties: Iterable[PartyFacts], policies: Mapping[int, Policy],
-        date: dt.date) -> Decisions:
+        date: dt.date, rules: Rules | None = None,
+        now: dt.datetime | None = None) -> Decisions:
     """What the dunning run of date changes, sends and does, party by party,
-    each party in the segment its history gives."""
+    each party in the segment its history gives.
+
+    With the company's compliance rules and the moment of the run, each
+    message also gets the time it may go out and the pending messages it
+    replaces (``compliance.plan``).
+    """
     cadences = {}
 
     def cadence(procedure_id, segment):
@@ -227,10 +246,10 @@ def decide(
                 for (group_rank, procedure_id), lines in grouped.items()),
             key=lambda group: (
                 group.rank, group.level.id, group.policy.procedure_id))
-        party_actions = []
+        party_actions, party_messages = [], []
         blocked = party.ordering_blocked
         for group in groups:
-            messages.extend(group_messages(group, date))
+            party_messages.extend(group_messages(group, date))
             party_actions.extend(
                 (group.rank, action)
                 for action in group_actions(group, date, block=not blocked))
@@ -245,6 +264,11 @@ def decide(
         elif not blocking and party.ordering_blocked:
             party_actions.append((UNRANKED, Action(
                         party.party_id, UNBLOCK_ORDERING, None)))
+        if rules is not None and party_messages:
+            party_messages = plan(party_messages, party.sent,
+                party.zone or rules.zone, rules, now,
+                {line.id: line.amount for line in party.lines})
+        messages.extend(party_messages)
         party_actions.sort(key=lambda ranked: (
                 ranked[0], ranked[1].level_id or 0,
                 ACTION_ORDER.index(ranked[1].kind)))
@@ -327,7 +351,7 @@ def group_actions(group: Group, date: dt.date, block: bool) -> list[Action]:
         elif kind != BLOCK_ORDERING or block:
             actions.append(Action(
                     party_id, kind, level.id, group.line_ids, group.amount))
-    if group.unreachable:
+    if group.unreachable and not group.opted_out:
         actions.append(Action(
                 party_id, NO_CONTACT_TASK, level.id, group.line_ids,
                 group.amount))
