@@ -12,6 +12,8 @@ from . import bulk
 KINDS = [
     ('level_reached', "Level Reached"),
     ('message_queued', "Message Queued"),
+    ('message_deferred', "Message Deferred"),
+    ('message_merged', "Message Merged"),
     ('message_sent', "Message Sent"),
     ('message_failed', "Message Failed"),
     ('message_retried', "Message Retried"),

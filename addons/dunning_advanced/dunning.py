@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from sql import Literal, Null
+from sql.conditionals import Case, Coalesce
 from sql.aggregate import Count
 
 from trytond import backend
@@ -22,6 +23,7 @@ from .bulk import chunks, in_
 from .engine import (
     EMAIL, LETTER, Decisions, History, OpenLine, OverdueItem, PaidItem,
     PartyFacts, Pin)
+from .compliance import country_zones
 from .segment import describe
 
 PROCESSING_PAYMENT_STATES = ('submitted', 'approved', 'processing')
@@ -198,7 +200,7 @@ class Run(ModelSQL, ModelView):
         else:
             for party_ids in batches:
                 facts, details = cls.load(company, date, party_ids, context)
-                decisions = engine.decide(facts, context['policies'], date)
+                decisions = cls.decide(facts, date, context)
                 run.count(run.apply(decisions, details, context))
                 run.save()
                 cls._commit()
@@ -209,9 +211,15 @@ class Run(ModelSQL, ModelView):
         if send:
             Message.enqueue(Message.search([
                         ('company', '=', company.id),
-                        ('state', '=', 'queued'),
+                        Message.due_domain(context['now'].astimezone(
+                                dt.timezone.utc).replace(tzinfo=None)),
                         ], order=[('id', 'ASC')]))
         return run
+
+    @staticmethod
+    def decide(facts, date, context):
+        return engine.decide(facts, context['policies'], date,
+            context['rules'], context['now'])
 
     @classmethod
     def _write_beside(cls):
@@ -237,7 +245,7 @@ class Run(ModelSQL, ModelView):
         # Records belong to the transaction that read them: the writers
         # share only the plain facts.
         facts_context = {key: context[key]
-            for key in ('policies', 'default_procedure')}
+            for key in ('policies', 'default_procedure', 'rules', 'now')}
 
         def write(decisions, details):
             with Transaction().start(database, user,
@@ -255,7 +263,7 @@ class Run(ModelSQL, ModelView):
             pending = deque()
             for party_ids in batches:
                 facts, details = cls.load(company, date, party_ids, context)
-                decisions = engine.decide(facts, context['policies'], date)
+                decisions = cls.decide(facts, date, context)
                 while len(pending) >= cls.writers:
                     written(pending.popleft())
                 pending.append(writer.submit(write, decisions, details))
@@ -304,7 +312,7 @@ class Run(ModelSQL, ModelView):
                 company, batch_size or cls.batch_size, date, context):
             facts, details = cls.load(company, date, party_ids, context)
             all_decisions.append(
-                engine.decide(facts, context['policies'], date))
+                cls.decide(facts, date, context))
             for key in all_details:
                 all_details[key].update(details[key])
         return Decisions(
@@ -331,11 +339,14 @@ class Run(ModelSQL, ModelView):
             'default_dunning_procedure', company=company.id)
         rounding = company.currency.rounding
         procedures = Procedure.search([])
+        rules = cls.compliance_rules(company, date)
         return {
             'policies': {p.id: p.to_policy(rounding) for p in procedures},
             'procedures': {p.id: p for p in procedures},
             'default_procedure': default.id if default else None,
             'config': config,
+            'rules': rules,
+            'now': cls.decision_time(company, date, rules),
             }
 
     @classmethod
@@ -427,12 +438,77 @@ class Run(ModelSQL, ModelView):
     def load_withdrawn(cls, company, party_ids):
         "Return {party id: channels} the parties asked not to be reached on"
         pool = Pool()
-        party = pool.get('party.party').__table__()
+        Consent = pool.get('account.dunning.consent')
+        return Consent.withdrawn_channels(party_ids)
+
+    @classmethod
+    def load_zones(cls, party_ids, parties):
+        """Return {party id: time zone} of the parties without a zone of
+        their own: the zone of their first address's country"""
+        pool = Pool()
+        address = pool.get('party.address').__table__()
+        country = pool.get('country.country').__table__()
         cursor = Transaction().connection.cursor()
-        cursor.execute(*party.select(party.id,
-                where=in_(party.id, party_ids)
-                & (party.dunning_email_opt_out == Literal(True))))
-        return {party_id: frozenset({EMAIL}) for party_id, in cursor}
+        without = [p for p in party_ids if not parties[p]['zone']]
+        if not without:
+            return {}
+        cursor.execute(*address.join(country,
+                condition=country.id == address.country).select(
+                address.party, country.code,
+                where=in_(address.party, without)
+                & (address.active == Literal(True)),
+                order_by=[address.party, address.sequence, address.id]))
+        zones = {}
+        for party_id, code in cursor:
+            if party_id not in zones and code in country_zones():
+                zones[party_id] = country_zones()[code]
+        return zones
+
+    @classmethod
+    def load_sent(cls, company, party_ids, context):
+        """Return {party id: [Sent]}: the messages of the parties the caps
+        count, those sent in their window and those still to go, at the
+        time they were planned for, with the lines of the deferred ones,
+        which the next message takes over"""
+        pool = Pool()
+        Message = pool.get('account.dunning.message')
+        message = Message.__table__()
+        relation = pool.get(
+            'account.dunning.message-account.dunning').__table__()
+        dunning = pool.get('account.dunning').__table__()
+        cursor = Transaction().connection.cursor()
+        rules, now = context['rules'], context['now']
+        since = (now - rules.window).astimezone(dt.timezone.utc).replace(
+            tzinfo=None)
+        cursor.execute(*message.select(
+                message.id, message.party, message.channel, message.state,
+                message.planned_at, message.create_date,
+                where=in_(message.party, party_ids)
+                & (message.company == company.id)
+                & (message.channel != LETTER)
+                & (((message.state == 'sent')
+                        & (Coalesce(message.planned_at, message.create_date)
+                            >= since))
+                    | message.state.in_(['queued', 'deferred'])),
+                order_by=[message.id]))
+        rows = cursor.fetchall()
+        deferred = [r[0] for r in rows if r[3] == 'deferred']
+        lines = defaultdict(list)
+        for sub in chunks(deferred):
+            cursor.execute(*relation.join(dunning,
+                    condition=dunning.id == relation.dunning).select(
+                    relation.message, dunning.line,
+                    where=in_(relation.message, sub)))
+            for message_id, line_id in cursor:
+                lines[message_id].append(line_id)
+        sent = defaultdict(list)
+        for message_id, party_id, channel, state, planned, created in rows:
+            sent[party_id].append(engine.Sent(
+                    id=message_id, channel=channel,
+                    at=(planned or created).replace(tzinfo=dt.timezone.utc),
+                    pending=state == 'deferred',
+                    line_ids=tuple(sorted(lines[message_id]))))
+        return sent
 
     @classmethod
     def load(cls, company, date, party_ids, context):
@@ -491,12 +567,12 @@ class Run(ModelSQL, ModelView):
                 party.id, party.name, party_lang.lang,
                 party.dunning_ordering_blocked,
                 party.dunning_segment_pin, party.dunning_segment_pin_until,
-                party.dunning_segment_pin_reason,
+                party.dunning_segment_pin_reason, party.dunning_timezone,
                 where=in_(party.id, party_ids)))
         parties = {r[0]: {
                 'name': r[1], 'lang': r[2], 'blocked': bool(r[3]),
                 'pin': Pin(r[4], r[5]) if r[4] else None,
-                'pin_reason': r[6],
+                'pin_reason': r[6], 'zone': r[7],
                 'procedure': procedures.get(
                     r[0], context['default_procedure']),
                 'segment': None}
@@ -533,6 +609,9 @@ class Run(ModelSQL, ModelView):
             info['recipients'] = recipients.get(party_id, {})
             info['email'] = info['recipients'].get(EMAIL)
             info['withdrawn'] = withdrawn.get(party_id, frozenset())
+        for party_id, zone in cls.load_zones(party_ids, parties).items():
+            parties[party_id]['zone'] = zone
+        sent = cls.load_sent(company, party_ids, context)
 
         lines, credits, by_invoice = {}, defaultdict(Decimal), {}
         paid_on_invoice = defaultdict(Decimal)
@@ -605,7 +684,10 @@ class Run(ModelSQL, ModelView):
                             for l in per_party[party_id]
                             if not l['disputed']),
                         disputes=disputes.get(party_id, 0)),
-                    pin=info['pin']))
+                    pin=info['pin'],
+                    withdrawn=frozenset(info['withdrawn']),
+                    zone=info['zone'],
+                    sent=tuple(sent.get(party_id, ()))))
 
         details = {
             'lines': lines,
@@ -719,12 +801,19 @@ class Run(ModelSQL, ModelView):
         columns = [message.create_uid, message.create_date, message.company,
             message.party, message.channel, message.level, message.date,
             message.recipient, message.amount, message.key, message.state,
-            message.attempts, message.tone]
+            message.attempts, message.tone, message.next_attempt,
+            message.planned_at]
         user, company_id = transaction.user, self.company.id
+
+        def utc(moment):
+            return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        decided_at = utc(context['now'])
         values = [[user, now, company_id,
                 d.party_id, d.channel, d.level_id, d.date,
                 parties[d.party_id]['recipients'].get(d.channel),
-                d.amount, d.key, 'queued', 0, d.tone]
+                d.amount, d.key, 'deferred' if d.send_after else 'queued', 0,
+                d.tone, d.send_after and utc(d.send_after),
+                utc(d.send_after) if d.send_after else decided_at]
             for d in decisions]
         bulk.insert(message, columns, values)
         keys = [d.key for d in decisions]
@@ -733,17 +822,44 @@ class Run(ModelSQL, ModelView):
             cursor.execute(*message.select(message.key, message.id,
                     where=in_(message.key, sub)))
             message_of.update(cursor)
-        links = [[user, now, message_of[d.key], dunning_of[l]]
+        lines = details['lines']
+        links = [[user, now, message_of[d.key],
+                    dunning_of.get(l) or lines[l]['dunning']]
             for d in decisions for l in d.line_ids]
         bulk.insert(message_dunning,
             [message_dunning.create_uid, message_dunning.create_date,
                 message_dunning.message, message_dunning.dunning],
             links)
-        Audit.record([Audit.entry('message_queued', party=d.party_id,
+        entries = []
+        for d in decisions:
+            entries.append(Audit.entry('message_queued', party=d.party_id,
                     level=d.level_id, lines=d.line_ids, date=d.date,
                     message=message_of[d.key], amount=d.amount,
-                    reason=d.channel)
-                for d in decisions])
+                    reason=d.channel))
+            if d.send_after:
+                entries.append(Audit.entry('message_deferred',
+                        party=d.party_id, level=d.level_id, date=d.date,
+                        message=message_of[d.key],
+                        reason=gettext('dunning_advanced.msg_deferred_reason',
+                            until=d.send_after.isoformat(timespec='minutes'),
+                            zone=parties[d.party_id]['zone']
+                            or context['rules'].zone,
+                            reasons=', '.join(d.deferred_for))))
+        merged = [(replaced, message_of[d.key])
+            for d in decisions for replaced in d.replaces]
+        if merged:
+            cursor.execute(*message.update(
+                    [message.state, message.merged_into, message.write_uid,
+                        message.write_date],
+                    ['merged', Case(*((message.id == replaced, by)
+                                for replaced, by in merged)), user, now],
+                    where=in_(message.id, [r for r, _ in merged])
+                    & (message.state == 'deferred')))
+        entries.extend(Audit.entry('message_merged', message=replaced,
+                party=d.party_id, level=d.level_id, date=d.date,
+                reason=str(message_of[d.key]))
+            for d in decisions for replaced in d.replaces)
+        Audit.record(entries)
         return len(decisions)
 
     def apply_actions(self, actions, details, dunning_of, context):

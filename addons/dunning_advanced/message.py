@@ -38,6 +38,7 @@ PLACEHOLDERS = (
     )
 RETRY_DELAYS = (5, 15, 60, 240, 720, 1440)  # minutes, then every day
 MAX_ATTEMPTS = 10
+SENDABLE = {'queued', 'deferred'}
 
 
 class Template(DeactivableMixin, ModelSQL, ModelView):
@@ -199,10 +200,20 @@ class Message(ModelSQL, ModelView):
             ('deferred', "Deferred"),
             ('sent', "Sent"),
             ('failed', "Failed"),
-            ], "State", required=True, readonly=True, sort=False)
+            ('merged', "Merged"),
+            ], "State", required=True, readonly=True, sort=False,
+        help="Deferred: waits for the customer's allowed hours or the "
+        "frequency caps; merged: replaced by a later message that took its "
+        "lines.")
+    merged_into = fields.Many2One(
+        'account.dunning.message', "Merged into", readonly=True,
+        states={'invisible': Eval('state') != 'merged'})
     attempts = fields.Integer("Attempts", readonly=True)
     last_error = fields.Text("Last Error", readonly=True)
     next_attempt = fields.DateTime("Next Attempt", readonly=True)
+    planned_at = fields.DateTime("Planned at", readonly=True,
+        help="When the run meant the message to reach the customer: the "
+        "frequency caps count from it.")
     sent_at = fields.DateTime("Sent at", readonly=True)
 
     @classmethod
@@ -278,13 +289,18 @@ class Message(ModelSQL, ModelView):
     def send_pending(cls):
         "Queue what is due; the cron calls it so back-off retries happen"
         now = dt.datetime.now()
-        cls.enqueue(cls.search([
-                    ('state', '=', 'queued'),
-                    ['OR',
-                        ('next_attempt', '=', None),
-                        ('next_attempt', '<=', now),
-                        ],
-                    ], order=[('id', 'ASC')]))
+        cls.enqueue(cls.search(cls.due_domain(now), order=[('id', 'ASC')]))
+
+    @classmethod
+    def due_domain(cls, now):
+        "The messages to send at now: queued, or deferred until before now"
+        return [
+            ('state', 'in', ['queued', 'deferred']),
+            ['OR',
+                ('next_attempt', '=', None),
+                ('next_attempt', '<=', now),
+                ],
+            ]
 
     @classmethod
     def send(cls, messages):
@@ -299,11 +315,11 @@ class Message(ModelSQL, ModelView):
         Audit = pool.get('account.dunning.audit')
         cls.lock(messages)
         messages = cls.browse(messages)
-        cls.render([m for m in messages if m.state == 'queued'])
+        cls.render([m for m in messages if m.state in SENDABLE])
         now = dt.datetime.now()
         entries = []
         for message in messages:
-            if message.state != 'queued' or (
+            if message.state not in SENDABLE or (
                     message.next_attempt and message.next_attempt > now):
                 continue
             sender = getattr(message, '_send_%s' % message.channel)

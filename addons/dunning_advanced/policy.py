@@ -148,6 +148,11 @@ class Level(metaclass=PoolMeta):
     call_task = fields.Boolean(
         "Call the Customer",
         help="Create a task for an accountant to call the customer.")
+    formal_notice = fields.Boolean(
+        "Formal Notice",
+        help="A notice the law lets us send: it still goes by letter to a "
+        "customer who opted out of every other channel; other levels send "
+        "such a customer nothing.")
 
     @classmethod
     def __setup__(cls):
@@ -213,7 +218,8 @@ class Level(metaclass=PoolMeta):
             interest_rate=self.interest_rate or None,
             block_ordering=bool(self.credit_limit),
             collection=bool(self.collection),
-            call_task=bool(self.call_task))
+            call_task=bool(self.call_task),
+            formal_notice=bool(self.formal_notice))
 
     @property
     def consequence(self):
