@@ -190,7 +190,10 @@ def test_opt_out_link(tryton, mailbox):
     assert party.dunning_email_opt_out
 
     run_dunning(day(3))
-    assert len(mailbox.messages) == 1, "no email after the opt-out"
     Message = Model.get('account.dunning.message')
-    letter, = Message.find([('party', '=', party.id), ('date', '=', day(3))])
-    assert letter.channel == 'letter'
+    assert Message.find([('party', '=', party.id), ('date', '=', day(3))]
+        ) == [], "nothing after the opt-out"
+    run_dunning(day(21))
+    assert len(mailbox.messages) == 1, "no email after the opt-out"
+    letter, = Message.find([('party', '=', party.id), ('date', '=', day(21))])
+    assert letter.channel == 'letter', "a formal notice still goes by letter"

@@ -14,7 +14,7 @@ from trytond.model.exceptions import AccessError
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction, without_check_access
 
-from .bulk import chunks
+from .bulk import chunks, in_
 
 CHANNELS = [
     ('email', "Email"),
@@ -86,7 +86,7 @@ class Consent(ModelSQL, ModelView):
         for sub_ids in chunks(party_ids):
             cursor.execute(*consent.select(consent.party, consent.channel,
                     where=consent.id.in_(latest.select(Max(latest.id),
-                            where=latest.party.in_(sub_ids),
+                            where=in_(latest.party, sub_ids),
                             group_by=[latest.party, latest.channel]))
                     & (consent.state == 'withdrawn')))
             for party_id, channel in cursor:

@@ -16,7 +16,7 @@ from trytond.transaction import (
     Transaction, inactive_records, without_check_access)
 from trytond.wizard import Button, StateView, Wizard
 
-from .bulk import chunks
+from .bulk import chunks, in_
 
 ERASED_ADDRESS_COLUMNS = [
     'party_name', 'attn', 'street_unstructured', 'street_name',
@@ -166,7 +166,7 @@ class Party(metaclass=PoolMeta):
                         for sub_ids in chunks(ids):
                             cursor.execute(*table.update(
                                     [Column(table, c) for c in columns],
-                                    values, where=table.id.in_(sub_ids)))
+                                    values, where=in_(table.id, sub_ids)))
             resources = [str(p) for p in parties]
             for Resource in [Attachment, Note]:
                 Resource.delete(Resource.search(

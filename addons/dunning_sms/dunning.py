@@ -3,7 +3,7 @@ from collections import defaultdict
 
 from sql import Literal, Null
 
-from trytond.modules.dunning_advanced.bulk import chunks
+from trytond.modules.dunning_advanced.bulk import chunks, in_
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction
 
@@ -25,19 +25,6 @@ class Run(metaclass=PoolMeta):
             for party_id, number in numbers.items():
                 recipients.setdefault(party_id, {})[SMS] = number
         return recipients
-
-    @classmethod
-    def load_withdrawn(cls, company, party_ids):
-        "A party that withdrew its consent to SMS is sent none"
-        pool = Pool()
-        Consent = pool.get('account.dunning.consent')
-        withdrawn = super().load_withdrawn(company, party_ids)
-        for party_id, channels in Consent.withdrawn_channels(
-                party_ids).items():
-            if SMS in channels:
-                withdrawn[party_id] = withdrawn.get(
-                    party_id, frozenset()) | {SMS}
-        return withdrawn
 
     @classmethod
     def load_sms_numbers(cls, party_ids):
@@ -65,7 +52,7 @@ class Run(metaclass=PoolMeta):
             cursor.execute(*query.select(
                     contact.id, contact.party, contact.value, contact.type,
                     contact.dunning, country.code,
-                    where=contact.party.in_(sub_ids)
+                    where=in_(contact.party, sub_ids)
                     & (contact.active == Literal(True))
                     & (contact.dunning_sms_error == Null)
                     & ((contact.type == 'mobile')
