@@ -222,3 +222,19 @@ def run_dunning(date, dry_run=False):
     wizard.form.dry_run = dry_run
     wizard.execute('run_')
     return wizard.form.summary
+
+
+def send_pending(config):
+    "What trytond-cron does every few minutes, and a worker after it"
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    from trytond.worker import run_task
+    pool = Pool(config.database_name)
+    with Transaction().start(config.database_name, config.user,
+            context=config.context) as transaction:
+        pool.get('account.dunning.message').send_pending()
+        transaction.commit()
+        tasks = list(transaction.tasks)
+        transaction.tasks.clear()
+    for task_id in tasks:
+        run_task(pool, task_id)

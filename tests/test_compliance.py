@@ -5,7 +5,8 @@ import datetime as dt
 import pytest
 from proteus import Model
 
-from conftest import body_of, make_customer, make_invoice, run_dunning
+from conftest import (
+    body_of, make_customer, make_invoice, run_dunning, send_pending)
 
 UTC = dt.timezone.utc
 
@@ -25,22 +26,6 @@ def customer_in(name, email, country_code, country_name):
 def run_at(tryton, date, moment):
     with tryton['config'].set_context(dunning_now=moment):
         return run_dunning(date)
-
-
-def send_pending(config):
-    "What trytond-cron does every few minutes, and a worker after it"
-    from trytond.pool import Pool
-    from trytond.transaction import Transaction
-    from trytond.worker import run_task
-    pool = Pool(config.database_name)
-    with Transaction().start(config.database_name, config.user,
-            context=config.context) as transaction:
-        pool.get('account.dunning.message').send_pending()
-        transaction.commit()
-        tasks = list(transaction.tasks)
-        transaction.tasks.clear()
-    for task_id in tasks:
-        run_task(pool, task_id)
 
 
 def messages_of(party):

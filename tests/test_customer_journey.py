@@ -12,7 +12,8 @@ from proteus import Model
 from trytond.exceptions import UserWarning
 
 from conftest import (
-    YEAR, body_of, make_customer, make_invoice, pay, run_dunning)
+    YEAR, body_of, make_customer, make_invoice, pay, run_dunning,
+    send_pending)
 
 INVOICE_DATE = dt.date(YEAR, 3, 2)
 DUE = dt.date(YEAR, 4, 1)
@@ -33,6 +34,13 @@ def confirm_sale(world, party):
     return sale
 
 
+def run_and_send(world, date):
+    """The daily run and the cron sending what waited for the customer's
+    working hours: some of these days are weekends"""
+    run_dunning(date)
+    send_pending(world['config'])
+
+
 def test_customer_journey(tryton, mailbox):
     world = tryton
     Audit = Model.get('account.dunning.audit')
@@ -44,10 +52,10 @@ def test_customer_journey(tryton, mailbox):
     invoice = make_invoice(world, garage, '1000.00', INVOICE_DATE)
     assert invoice.lines_to_pay[0].maturity_date == DUE
 
-    run_dunning(day(-8))
+    run_and_send(world, day(-8))
     assert mailbox.messages == []
 
-    run_dunning(day(-7))
+    run_and_send(world, day(-7))
     courtesy, = mailbox.messages
     assert courtesy['To'].addresses[0].addr_spec == (
         'compta@garage-dupont.example')
@@ -64,22 +72,22 @@ def test_customer_journey(tryton, mailbox):
     html = body_of(courtesy, 'html')
     assert f'<td style="padding:4px 8px">{invoice.number}</td>' in html
 
-    run_dunning(day(-7))
+    run_and_send(world, day(-7))
     assert len(mailbox.messages) == 1, "same date twice sends nothing new"
 
-    run_dunning(day(0))
+    run_and_send(world, day(0))
     assert "due today" in mailbox.messages[-1]['Subject']
-    run_dunning(day(3))
+    run_and_send(world, day(3))
     overdue = mailbox.messages[-1]
     assert "overdue" in overdue['Subject']
     assert "3" in body_of(overdue).split(invoice.number)[1].splitlines()[0]
 
-    run_dunning(day(10))
+    run_and_send(world, day(10))
     assert "Second reminder" in mailbox.messages[-1]['Subject']
     task, = Task.find([('party', '=', garage.id)])
     assert task.kind == 'call_task'
 
-    run_dunning(day(21))
+    run_and_send(world, day(21))
     final = mailbox.messages[-1]
     assert "Final notice" in final['Subject']
     assert "New orders will be put on hold" in body_of(final)
@@ -93,7 +101,7 @@ def test_customer_journey(tryton, mailbox):
     sale = confirm_sale(world, garage)
     assert sale.state == 'processing', "not blocked before day 30"
 
-    run_dunning(day(30))
+    run_and_send(world, day(30))
     assert "on hold" in mailbox.messages[-1]['Subject']
     garage.reload()
     assert garage.dunning_ordering_blocked
@@ -112,8 +120,8 @@ def test_customer_journey(tryton, mailbox):
     assert sale.state == 'processing', "paying unblocks ordering"
 
     sent = len(mailbox.messages)
-    run_dunning(day(45))
-    run_dunning(day(60))
+    run_and_send(world, day(45))
+    run_and_send(world, day(60))
     assert len(mailbox.messages) == sent, "no reminder after payment"
     garage.reload()
     assert not garage.dunning_ordering_blocked
