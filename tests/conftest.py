@@ -215,12 +215,16 @@ def pay(world, invoice, date, amount=None):
     return invoice
 
 
-def run_dunning(date, dry_run=False):
-    from proteus import Wizard
+def run_dunning(date, dry_run=False, cron=True):
+    """The run of date, then, unless cron is False, the cron that sends
+    what waited for the customers' hours: past days are long gone"""
+    from proteus import Wizard, config
     wizard = Wizard('account.dunning.run_wizard')
     wizard.form.date = date
     wizard.form.dry_run = dry_run
     wizard.execute('run_')
+    if cron and not dry_run:
+        send_pending(config.get_config())
     return wizard.form.summary
 
 

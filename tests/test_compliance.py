@@ -25,7 +25,7 @@ def customer_in(name, email, country_code, country_name):
 
 def run_at(tryton, date, moment):
     with tryton['config'].set_context(dunning_now=moment):
-        return run_dunning(date)
+        return run_dunning(date, cron=False)
 
 
 def messages_of(party):

@@ -12,8 +12,7 @@ from proteus import Model
 from trytond.exceptions import UserWarning
 
 from conftest import (
-    YEAR, body_of, make_customer, make_invoice, pay, run_dunning,
-    send_pending)
+    YEAR, body_of, make_customer, make_invoice, pay, run_dunning)
 
 INVOICE_DATE = dt.date(YEAR, 3, 2)
 DUE = dt.date(YEAR, 4, 1)
@@ -34,13 +33,6 @@ def confirm_sale(world, party):
     return sale
 
 
-def run_and_send(world, date):
-    """The daily run and the cron sending what waited for the customer's
-    working hours: some of these days are weekends"""
-    run_dunning(date)
-    send_pending(world['config'])
-
-
 def test_customer_journey(tryton, mailbox):
     world = tryton
     Audit = Model.get('account.dunning.audit')
@@ -52,10 +44,10 @@ def test_customer_journey(tryton, mailbox):
     invoice = make_invoice(world, garage, '1000.00', INVOICE_DATE)
     assert invoice.lines_to_pay[0].maturity_date == DUE
 
-    run_and_send(world, day(-8))
+    run_dunning(day(-8))
     assert mailbox.messages == []
 
-    run_and_send(world, day(-7))
+    run_dunning(day(-7))
     courtesy, = mailbox.messages
     assert courtesy['To'].addresses[0].addr_spec == (
         'compta@garage-dupont.example')
@@ -72,22 +64,22 @@ def test_customer_journey(tryton, mailbox):
     html = body_of(courtesy, 'html')
     assert f'<td style="padding:4px 8px">{invoice.number}</td>' in html
 
-    run_and_send(world, day(-7))
+    run_dunning(day(-7))
     assert len(mailbox.messages) == 1, "same date twice sends nothing new"
 
-    run_and_send(world, day(0))
+    run_dunning(day(0))
     assert "due today" in mailbox.messages[-1]['Subject']
-    run_and_send(world, day(3))
+    run_dunning(day(3))
     overdue = mailbox.messages[-1]
     assert "overdue" in overdue['Subject']
     assert "3" in body_of(overdue).split(invoice.number)[1].splitlines()[0]
 
-    run_and_send(world, day(10))
+    run_dunning(day(10))
     assert "Second reminder" in mailbox.messages[-1]['Subject']
     task, = Task.find([('party', '=', garage.id)])
     assert task.kind == 'call_task'
 
-    run_and_send(world, day(21))
+    run_dunning(day(21))
     final = mailbox.messages[-1]
     assert "Final notice" in final['Subject']
     assert "New orders will be put on hold" in body_of(final)
@@ -101,7 +93,7 @@ def test_customer_journey(tryton, mailbox):
     sale = confirm_sale(world, garage)
     assert sale.state == 'processing', "not blocked before day 30"
 
-    run_and_send(world, day(30))
+    run_dunning(day(30))
     assert "on hold" in mailbox.messages[-1]['Subject']
     garage.reload()
     assert garage.dunning_ordering_blocked
@@ -120,8 +112,8 @@ def test_customer_journey(tryton, mailbox):
     assert sale.state == 'processing', "paying unblocks ordering"
 
     sent = len(mailbox.messages)
-    run_and_send(world, day(45))
-    run_and_send(world, day(60))
+    run_dunning(day(45))
+    run_dunning(day(60))
     assert len(mailbox.messages) == sent, "no reminder after payment"
     garage.reload()
     assert not garage.dunning_ordering_blocked

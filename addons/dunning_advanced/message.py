@@ -322,6 +322,8 @@ class Message(ModelSQL, ModelView):
             if message.state not in SENDABLE or (
                     message.next_attempt and message.next_attempt > now):
                 continue
+            # Its time has come: from here on it waits only for retries.
+            message.state = 'queued'
             sender = getattr(message, '_send_%s' % message.channel)
             try:
                 sender()
