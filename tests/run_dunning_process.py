@@ -1,4 +1,5 @@
-"""Run the daily dunning in a process of its own, as trytond-cron does.
+"""Run the daily dunning in a process of its own, as trytond-cron does,
+then send what is due.
 
 Used by the tests that kill a run mid-way; reads its database from the
 same environment variables as Tryton's test suite.
@@ -25,6 +26,8 @@ def main(database, company, date, batch_size):
             database, 0, context={'company': company}) as transaction:
         Run = pool.get('account.dunning.run')
         Run.execute(date, batch_size=batch_size)
+        # As trytond-cron does next: what waited for working hours is due.
+        pool.get('account.dunning.message').send_pending()
         transaction.commit()
         tasks = list(transaction.tasks)
         transaction.tasks.clear()
