@@ -27,6 +27,10 @@ KINDS = [
     ('dispute_lifted', "Dispute Lifted"),
     ('manual', "Manual Change"),
     ('segment_pinned', "Segment Pinned"),
+    ('early_discount', "Early-Payment Discount"),
+    ('reward_proposed', "On-Time Reward Proposed"),
+    ('consent_changed', "Consent Changed"),
+    ('personal_data_erased', "Personal Data Erased"),
     ]
 
 

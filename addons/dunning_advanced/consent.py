@@ -28,9 +28,6 @@ SOURCES = [
     ('accountant', "Accountant"),
     ('provider', "Provider"),
     ]
-CONSENT_KINDS = [
-    ('consent_changed', "Consent Changed"),
-    ]
 
 
 class Consent(ModelSQL, ModelView):
@@ -134,17 +131,6 @@ class Consent(ModelSQL, ModelView):
         transaction = Transaction()
         user_id = transaction.context.get('user') or transaction.user
         return f'user {User(user_id).login}'
-
-
-class Audit(metaclass=PoolMeta):
-    __name__ = 'account.dunning.audit'
-
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        selection = list(cls.kind.selection)
-        selection.extend(k for k in CONSENT_KINDS if k not in selection)
-        cls.kind.selection = selection
 
 
 class Party(metaclass=PoolMeta):

@@ -23,9 +23,6 @@ ERASED_ADDRESS_COLUMNS = [
     'building_name', 'building_number', 'unit_number', 'floor_number',
     'room_number', 'post_box', 'private_bag', 'post_office', 'postal_code',
     'city']
-GDPR_KINDS = [
-    ('personal_data_erased', "Personal Data Erased"),
-    ]
 
 
 def plain(value):
@@ -35,17 +32,6 @@ def plain(value):
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
-
-
-class Audit(metaclass=PoolMeta):
-    __name__ = 'account.dunning.audit'
-
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        selection = list(cls.kind.selection)
-        selection.extend(k for k in GDPR_KINDS if k not in selection)
-        cls.kind.selection = selection
 
 
 class Party(metaclass=PoolMeta):

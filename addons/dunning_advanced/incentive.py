@@ -38,11 +38,6 @@ from trytond.transaction import Transaction
 
 from .bulk import chunks, in_
 
-INCENTIVE_KINDS = [
-    ('early_discount', "Early-Payment Discount"),
-    ('reward_proposed', "On-Time Reward Proposed"),
-    ]
-
 
 def _decimal(value):
     "A Decimal from a column value (SQLite may answer a float)"
@@ -562,17 +557,6 @@ class Invoice(metaclass=PoolMeta):
             description=gettext('dunning_advanced.msg_early_discount_move',
                 invoice=self.rec_name),
             lines=lines)
-
-
-class Audit(metaclass=PoolMeta):
-    __name__ = 'account.dunning.audit'
-
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        selection = list(cls.kind.selection)
-        selection.extend(k for k in INCENTIVE_KINDS if k not in selection)
-        cls.kind.selection = selection
 
 
 class Run(metaclass=PoolMeta):
