@@ -5,7 +5,7 @@
 #
 # Parts (each one runs even if an earlier one failed):
 #   pytest  our own tests: tests/, addons/dunning_advanced/tests/ and
-#           addons/dunning_sms/tests/
+#           addons/dunning_sms/tests/ and addons/dunning_portal/tests/
 #   tryton  Tryton's own test suites of the standard modules we build on,
 #           unchanged, run with unittest so that their scenario_*.rst
 #           doctests (collected by load_tests) are included
@@ -34,7 +34,8 @@ PY="$VENV/bin/python"
 PART_TIMEOUT="${PART_TIMEOUT:-1500}"
 
 # Our own test directories (missing ones are skipped).
-PYTEST_DIRS=(tests addons/dunning_advanced/tests addons/dunning_sms/tests)
+PYTEST_DIRS=(tests addons/dunning_advanced/tests addons/dunning_sms/tests
+    addons/dunning_portal/tests)
 # Standard Tryton modules whose own suites must keep passing with our module
 # installed alongside.
 TRYTON_MODULES=(
@@ -44,6 +45,8 @@ TRYTON_MODULES=(
     account_dunning_letter
     account_credit_limit
     sale_credit_limit
+    web_user
+    account_payment_stripe
 )
 
 log() { echo "run-tests: $*" >&2; }
