@@ -1,0 +1,181 @@
+"""What every portal page shares: the route decorator, the customer's
+session, CSRF protection and the templates.
+
+A portal view is written as::
+
+    @route('/invoices/<int:invoice_id>')
+    def invoice(request, pool, portal, invoice_id):
+        ...
+        return portal.render('invoice.html', invoice=invoice)
+
+``portal`` is the request's `Portal`: the logged-in web user and the party
+it speaks for. Views read records with access checks off, so each one must
+filter by ``portal.party`` and answer `Portal.not_found` for anything else.
+"""
+import hmac
+import secrets
+from functools import wraps
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.utils import redirect
+
+from trytond.config import config
+from trytond.protocols.wrappers import Response, with_pool, with_transaction
+from trytond.transaction import Transaction
+from trytond.wsgi import app
+
+SESSION_COOKIE = 'dunning_portal_session'
+CSRF_COOKIE = 'dunning_portal_csrf'
+CSRF_FIELD = 'csrf_token'
+UNSAFE_METHODS = {'POST', 'PUT', 'PATCH', 'DELETE'}
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / 'templates'),
+    autoescape=select_autoescape(['html', 'xml']),
+    trim_blocks=True, lstrip_blocks=True)
+
+
+class Portal:
+    "The customer side of one request"
+
+    def __init__(self, request, pool, database_name):
+        self.request = request
+        self.pool = pool
+        self.database_name = database_name
+        self.cookies = {}
+        self.session_key = request.cookies.get(SESSION_COOKIE)
+        self.user = None
+        if self.session_key:
+            Session = pool.get('web.user.session')
+            self.user = Session.get_user(self.session_key)
+        self.party = self.user.party if self.user else None
+        self.csrf_token = request.cookies.get(CSRF_COOKIE)
+        if not self.csrf_token:
+            self.csrf_token = secrets.token_urlsafe(32)
+            self.set_cookie(CSRF_COOKIE, self.csrf_token, httponly=False)
+
+    @property
+    def company(self):
+        Company = self.pool.get('company.company')
+        company_id = config.getint('dunning_portal', 'company', default=None)
+        if company_id:
+            return Company(company_id)
+        companies = Company.search([], order=[('id', 'ASC')], limit=1)
+        return companies[0] if companies else None
+
+    @property
+    def lang(self):
+        if self.party and self.party.lang:
+            return self.party.lang.code
+        return 'en'
+
+    @property
+    def root(self):
+        "The portal's base path, ending with a slash"
+        return f'/{quote(self.database_name)}/portal/'
+
+    def url(self, path=''):
+        return self.root + path.lstrip('/')
+
+    def external_url(self, path=''):
+        "The absolute URL of a portal path, for emails and providers"
+        base = config.get('dunning_portal', 'url',
+            default=self.request.host_url.rstrip('/'))
+        return base.rstrip('/') + self.url(path)
+
+    def csrf_valid(self):
+        sent = (self.request.form.get(CSRF_FIELD)
+            or self.request.headers.get('X-CSRF-Token') or '')
+        cookie = self.request.cookies.get(CSRF_COOKIE) or ''
+        return bool(cookie) and hmac.compare_digest(sent, cookie)
+
+    def set_cookie(self, name, value, max_age=None, httponly=True):
+        self.cookies[name] = {
+            'value': value, 'max_age': max_age, 'httponly': httponly}
+
+    def login(self, user):
+        Session = self.pool.get('web.user.session')
+        self.session_key = Session.add(user)
+        self.user = user
+        self.party = user.party
+        self.set_cookie(SESSION_COOKIE, self.session_key,
+            max_age=int(Session.timeout().total_seconds()))
+
+    def logout(self):
+        if self.session_key:
+            self.pool.get('web.user.session').remove(self.session_key)
+        self.session_key = self.user = self.party = None
+        self.set_cookie(SESSION_COOKIE, '', max_age=0)
+
+    def render(self, template, status=HTTPStatus.OK, **values):
+        values.setdefault('portal', self)
+        values.setdefault('csrf_field', CSRF_FIELD)
+        body = TEMPLATES.get_template(template).render(**values)
+        return Response(body, status=status,
+            content_type='text/html; charset=utf-8')
+
+    def redirect(self, path=''):
+        return redirect(self.url(path), code=HTTPStatus.SEE_OTHER)
+
+    @staticmethod
+    def not_found():
+        "Raise the same 404 for what does not exist and what is not yours"
+        raise NotFound()
+
+    def finish(self, response):
+        secure = self.request.scheme == 'https'
+        for name, cookie in self.cookies.items():
+            response.set_cookie(name, cookie['value'],
+                max_age=cookie['max_age'], path=self.root, secure=secure,
+                httponly=cookie['httponly'], samesite='Lax')
+        return response
+
+
+def route(path, methods=('GET',), login=True):
+    """Register a view under /<database>/portal<path>.
+
+    GET runs in a read-only transaction, POST in a read-write one. A POST
+    without the CSRF cookie's token is refused with 400 before the view
+    runs; a page that needs a login redirects to the login page.
+    """
+    def decorator(func):
+        @app.route('/<database_name>/portal' + path, methods=set(methods))
+        @with_pool
+        @wraps(func)
+        def endpoint(request, pool, **kwargs):
+            return serve(request, pool, pool.database_name, **kwargs)
+
+        @with_transaction(context={'_check_access': False})
+        def serve(request, pool, database_name, **kwargs):
+            portal = Portal(request, pool, database_name)
+            try:
+                if (request.method in UNSAFE_METHODS
+                        and not portal.csrf_valid()):
+                    response = portal.render('error.html',
+                        status=HTTPStatus.BAD_REQUEST,
+                        message="This form has expired or did not come from "
+                        "this portal. Reload the page and try again.")
+                elif login and not portal.user:
+                    response = redirect(
+                        portal.url('login') + '?next='
+                        + quote(request.full_path, safe=''),
+                        code=HTTPStatus.SEE_OTHER)
+                else:
+                    context = {'language': portal.lang}
+                    if portal.company:
+                        context['company'] = portal.company.id
+                    with Transaction().set_context(**context):
+                        response = func(request, pool, portal, **kwargs)
+            except HTTPException as exception:
+                if exception.code != HTTPStatus.NOT_FOUND:
+                    raise
+                response = portal.render('error.html',
+                    status=HTTPStatus.NOT_FOUND,
+                    message="This page does not exist.")
+            return portal.finish(response)
+        return endpoint
+    return decorator
