@@ -511,6 +511,19 @@ class Run(ModelSQL, ModelView):
         return sent
 
     @classmethod
+    def load_plans(cls, company, party_ids, date, context):
+        """Return ({line id: plan}, {party id: count}): what the payment
+        plans of the parties say of their open lines, and how many plans
+        each party broke in the look-back window.
+
+        A plan is {'paused': True} for a line a plan holds,
+        {'resume_level': level id} for a line back from a broken plan, and
+        may carry a 'label' naming the line to the customer. Plans live in
+        dunning_portal: without it, there are none.
+        """
+        return {}, {}
+
+    @classmethod
     def load(cls, company, date, party_ids, context):
         """Return the facts of the parties and what rendering needs.
 
@@ -602,6 +615,8 @@ class Run(ModelSQL, ModelView):
                 & (audit.timestamp > dt.datetime.combine(start, dt.time())),
                 group_by=[audit.party]))
         disputes = dict(cursor)
+        plans, broken_plans = cls.load_plans(
+            company, party_ids, date, context)
 
         recipients = cls.load_recipients(company, party_ids)
         withdrawn = cls.load_withdrawn(company, party_ids)
@@ -628,6 +643,7 @@ class Run(ModelSQL, ModelView):
                 continue
             if maturity is None:
                 continue
+            plan = plans.get(line_id, {})
             lines[line_id] = {
                 'id': line_id, 'party': party_id, 'maturity_date': maturity,
                 'amount': amount, 'account': account_id,
@@ -635,8 +651,10 @@ class Run(ModelSQL, ModelView):
                 # A dispute whose end date passed no longer holds the line.
                 'disputed': bool(blocked) and not (
                     block_until and block_until < date),
-                'invoice': invoice_id, 'number': number,
+                'invoice': invoice_id, 'number': number or plan.get('label'),
                 'invoice_date': invoice_date,
+                'paused': plan.get('paused', False),
+                'resume_level': plan.get('resume_level'),
                 }
             if invoice_id:
                 by_invoice.setdefault(invoice_id, []).append(lines[line_id])
@@ -671,7 +689,9 @@ class Run(ModelSQL, ModelView):
                             maturity_date=l['maturity_date'],
                             amount=l['amount'], level_id=l['level'],
                             disputed=l['disputed'],
-                            payment_processing=l['id'] in processing)
+                            payment_processing=l['id'] in processing,
+                            paused=l['paused'],
+                            resume_level_id=l['resume_level'])
                         for l in per_party[party_id]),
                     credit=credits[party_id],
                     reachable=frozenset(reachable),
@@ -683,7 +703,8 @@ class Run(ModelSQL, ModelView):
                             OverdueItem(l['amount'], l['maturity_date'])
                             for l in per_party[party_id]
                             if not l['disputed']),
-                        disputes=disputes.get(party_id, 0)),
+                        disputes=disputes.get(party_id, 0),
+                        broken_plans=broken_plans.get(party_id, 0)),
                     pin=info['pin'],
                     withdrawn=frozenset(info['withdrawn']),
                     zone=info['zone'],

@@ -1,4 +1,5 @@
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -6,13 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trytond.modules.dunning_advanced.engine import (
-    FIRST_LATE, HIGH_RISK, SEGMENTS)
+    EMAIL, FEE, FIRST_LATE, HIGH_RISK, LETTER, RELIABLE, SEGMENTS,
+    SKIP_IN_PLAN, LevelChange, LevelRule, OpenLine, PartyFacts, Pin, Policy,
+    SegmentRule, Skip, decide)
 from trytond.modules.dunning_advanced.engine.money import (
     add_months, instalments)
 from trytond.modules.dunning_advanced.engine.payment_plan import (
     BEFORE_START, BELOW_MINIMUM, DISABLED, FIRST_PAYMENT, NO_AMOUNT,
     NOT_INCREASING, SEGMENT, TOO_LONG, TOO_MANY, Limits, Problem, Proposal,
-    Verdict, breaks_on, broken, check, propose)
+    Verdict, allocate, breaks_on, broken, check, propose)
 
 D = Decimal
 CENT = D('0.01')
@@ -194,3 +197,146 @@ def test_limits_that_make_no_sense():
         ('max_instalments', 'zero'), ('break_days', 'zero'))
     assert Limits(max_instalments=12, max_days=5).errors() == (
         ('max_days', 'inverted'),)
+
+
+# The procedure of the example in engine/schedule.py.
+COURTESY = LevelRule(1, -7, channels=(EMAIL,))
+REMINDER = LevelRule(2, 10, channels=(EMAIL, LETTER), fee=True)
+NOTICE = LevelRule(
+    3, 30, channels=(LETTER,), interest_rate=D('0.08'), block_ordering=True)
+POLICY = Policy(1, (COURTESY, REMINDER, NOTICE))
+
+
+def plan_line(id, due, **values):
+    return OpenLine(id, 9, 1, due, D('300.00'), **values)
+
+
+def test_plans_in_the_schedule_docstring():
+    party = PartyFacts(9, (
+            plan_line(30, dt.date(2026, 11, 30), paused=True),
+            plan_line(31, dt.date(2026, 11, 20), paused=True),
+            plan_line(32, dt.date(2026, 11, 20), resume_level_id=2),
+            ), reachable=frozenset({EMAIL}))
+
+    decisions = decide([party], {1: POLICY}, TODAY)
+
+    assert decisions.changes == (
+        LevelChange(30, 9, 1, None), LevelChange(32, 9, 2, None))
+    assert [(m.level_id, m.channel, m.line_ids)
+        for m in decisions.messages] == [
+        (1, EMAIL, (30,)), (2, EMAIL, (32,)), (2, LETTER, (32,))]
+    assert decisions.actions == ()
+    assert decisions.skipped == (Skip(31, 9, SKIP_IN_PLAN),)
+
+
+def test_a_paused_line_gets_the_courtesy_its_segment_skips():
+    policy = replace(POLICY, segments=(SegmentRule(
+                RELIABLE, skipped_level_ids=frozenset({COURTESY.id})),))
+    pinned = Pin(RELIABLE)
+    due_soon = dt.date(2026, 11, 28)
+    paused = PartyFacts(9, (plan_line(30, due_soon, paused=True),),
+        reachable=frozenset({EMAIL}), pin=pinned)
+    free = PartyFacts(9, (plan_line(30, due_soon),),
+        reachable=frozenset({EMAIL}), pin=pinned)
+
+    assert decide([paused], {1: policy}, TODAY).changes == (
+        LevelChange(30, 9, 1, None),)
+    assert decide([free], {1: policy}, TODAY).changes == ()
+
+
+def test_a_paused_line_never_goes_past_the_due_date():
+    long_overdue = plan_line(30, dt.date(2026, 8, 1), paused=True, level_id=1)
+    decisions = decide([PartyFacts(9, (long_overdue,))], {1: POLICY}, TODAY)
+    assert decisions.changes == ()
+    assert decisions.messages == ()
+    assert decisions.skipped == (Skip(30, 9, SKIP_IN_PLAN),)
+
+
+def test_a_resumed_line_goes_on_with_the_sequence():
+    # Back at level 2 by the run after the break, it reaches level 3 when
+    # 30 days late like any line, and is charged what level 3 charges.
+    resumed = plan_line(32, dt.date(2026, 10, 25), resume_level_id=2,
+        level_id=2)
+    decisions = decide([PartyFacts(9, (resumed,))], {1: POLICY}, TODAY)
+    assert decisions.changes == (LevelChange(32, 9, 3, 2),)
+    assert [a.kind for a in decisions.actions] == [
+        'interest', 'block_ordering']
+
+
+def test_a_resumed_line_returns_to_a_level_its_segment_gets():
+    # High risk now skips level 2: the line returns to the courtesy level
+    # it had passed, the last one at or before 2 that the segment gets.
+    policy = replace(POLICY, segments=(SegmentRule(
+                HIGH_RISK, skipped_level_ids=frozenset({REMINDER.id})),))
+    resumed = plan_line(32, dt.date(2026, 12, 20), resume_level_id=2)
+    party = PartyFacts(9, (resumed,), pin=Pin(HIGH_RISK))
+    assert decide([party], {1: policy}, TODAY).changes == (
+        LevelChange(32, 9, 1, None),)
+
+
+@given(st.lists(st.tuples(
+            st.integers(min_value=-60, max_value=90), st.booleans(),
+            st.sampled_from([None, 1, 2, 3]),
+            st.sampled_from([None, 1, 2, 3])),
+        min_size=1, max_size=8))
+def test_paused_lines_get_no_overdue_level_and_resumed_none_below(rows):
+    lines = tuple(
+        plan_line(index, TODAY - dt.timedelta(days=late), paused=paused,
+            level_id=level, resume_level_id=None if paused else resume)
+        for index, (late, paused, level, resume) in enumerate(rows))
+    decisions = decide([PartyFacts(9, lines)], {1: POLICY}, TODAY)
+    by_id = {line.id: line for line in lines}
+    offsets = {level.id: level.offset_days for level in POLICY.levels}
+    for change in decisions.changes:
+        line = by_id[change.line_id]
+        if line.paused:
+            assert offsets[change.level_id] < 0
+            assert line.maturity_date > TODAY
+        if line.resume_level_id:
+            assert offsets[change.level_id] >= offsets[line.resume_level_id]
+    for action in decisions.actions:
+        if action.kind == FEE:
+            assert all(by_id[l].resume_level_id is None
+                or offsets[by_id[l].resume_level_id] < offsets[action.level_id]
+                for l in action.line_ids)
+
+
+def test_instalments_pay_the_oldest_invoice_first():
+    schedule = propose(D('1000.00'), 3, TODAY, LIMITS, CENT, FIRST_LATE,
+        months=1).instalments
+    assert allocate([('A', D('250.00')), ('B', D('750.00'))], schedule) == {
+        'A': ((0, dt.date(2026, 11, 24), D('250.00')),),
+        'B': ((0, dt.date(2026, 11, 24), D('83.33')),
+            (1, dt.date(2026, 12, 24), D('333.33')),
+            (2, dt.date(2027, 1, 24), D('333.34'))),
+        }
+    with pytest.raises(ValueError):
+        allocate([('A', D('999.99'))], schedule)
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=10**6), min_size=1,
+        max_size=6),
+    st.integers(min_value=1, max_value=12), roundings)
+def test_allocated_parts_add_up_per_invoice_and_per_instalment(
+        debts, count, rounding):
+    debts = [(key, units * rounding) for key, units in enumerate(debts)]
+    total = sum(amount for _, amount in debts)
+    schedule = instalments(total, count, TODAY, rounding, months=1)
+
+    parts = allocate(debts, schedule)
+
+    for key, amount in debts:
+        assert sum(part for _, _, part in parts[key]) == amount
+        assert all(part > 0 and part % rounding == 0
+            for _, _, part in parts[key])
+    for index, (date, amount) in enumerate(schedule):
+        shares = [(when, part) for key in parts
+            for i, when, part in parts[key] if i == index]
+        assert sum(part for _, part in shares) == amount
+        assert all(when == date for when, _ in shares)
+    # Each invoice is paid after the one before it.
+    last = [max(i for i, _, _ in parts[key]) for key, _ in debts]
+    first = [min(i for i, _, _ in parts[key]) for key, _ in debts]
+    assert all(later >= earlier
+        for earlier, later in zip(last, first[1:]))

@@ -5,7 +5,7 @@ from .compliance import (
 from .model import (
     BLOCK_ORDERING, CALL_TASK, COLLECTION, EMAIL, FEE, FIRM, GENTLE, INTEREST,
     LETTER, LEVEL_ACTIONS, NEUTRAL, NO_CONTACT_TASK, SKIP_COVERED_BY_CREDIT,
-    SKIP_DISPUTED, SKIP_NO_PROCEDURE, SKIP_NOT_REACHED,
+    SKIP_DISPUTED, SKIP_IN_PLAN, SKIP_NO_PROCEDURE, SKIP_NOT_REACHED,
     SKIP_PAYMENT_PROCESSING, TONES, UNBLOCK_ORDERING, Action, Decisions,
     LevelChange, LevelRule, Message, OpenLine, PartyFacts, Policy, SegmentRule,
     Sent, Skip)
@@ -20,7 +20,8 @@ __all__ = [
     'BLOCK_ORDERING', 'CALL_TASK', 'COLLECTION', 'EMAIL', 'FEE', 'FIRM',
     'GENTLE', 'INTEREST', 'LETTER', 'LEVEL_ACTIONS', 'NEUTRAL',
     'NO_CONTACT_TASK', 'SKIP_COVERED_BY_CREDIT', 'SKIP_DISPUTED',
-    'SKIP_NO_PROCEDURE', 'SKIP_NOT_REACHED', 'SKIP_PAYMENT_PROCESSING',
+    'SKIP_IN_PLAN', 'SKIP_NO_PROCEDURE', 'SKIP_NOT_REACHED',
+    'SKIP_PAYMENT_PROCESSING',
     'TONES', 'UNBLOCK_ORDERING', 'Action', 'Decisions', 'LevelChange',
     'LevelRule', 'Message', 'OpenLine', 'PartyFacts', 'Policy', 'SegmentRule',
     'Skip', 'Cadence', 'decide', 'interest', 'next_level', 'round_money',

@@ -27,6 +27,7 @@ SKIP_PAYMENT_PROCESSING = 'payment_processing'
 SKIP_COVERED_BY_CREDIT = 'covered_by_credit'
 SKIP_NOT_REACHED = 'not_reached'
 SKIP_NO_PROCEDURE = 'no_procedure'
+SKIP_IN_PLAN = 'in_plan'
 
 GENTLE = 'gentle'
 NEUTRAL = 'neutral'
@@ -101,6 +102,9 @@ class OpenLine:
 
     ``amount`` is what remains due, in the company currency, positive.
     ``level_id`` is the level its dunning already reached, if any.
+    ``paused`` says a payment plan holds the line: it gets the reminders
+    before its due date only. ``resume_level_id`` is the level a line back
+    from a broken plan returns to.
     """
     id: int
     party_id: int
@@ -110,6 +114,8 @@ class OpenLine:
     level_id: int | None = None
     disputed: bool = False
     payment_processing: bool = False
+    paused: bool = False
+    resume_level_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,21 @@ breaks 5 days after an unpaid instalment.
     The same in 6 monthly instalments ends on 2027-04-24, 151 days away:
     too long (120). In 25 instalments every 4 days: too many (6), and each
     40.00 is below 50.00. Paying it all on 2027-01-15 instead (a new date:
-    one instalment) has no first payment on acceptance. Transports Martin, high risk, may not
-    propose a plan. A plan of 6000.00 waits for an accountant's approval.
+    one instalment) has no first payment on acceptance. Transports Martin,
+    high risk, may not propose a plan. A plan of 6000.00 waits for an
+    accountant's approval.
 
     If the instalment of 2026-12-24 is still unpaid, the plan is kept on
     2026-12-28 and broken on 2026-12-29, 5 days after it.
+
+In the ledger, the instalments pay the oldest invoice first: the 1000.00
+were invoice A (250.00, the oldest) and invoice B (750.00), so
+
+    A  2026-11-24  250.00
+    B  2026-11-24   83.33   2026-12-24  333.33   2027-01-24  333.34
 """
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
@@ -162,6 +169,7 @@ def check(proposal: Proposal, limits: Limits) -> Verdict:
     dates = [date for date, _ in proposal.instalments]
     if proposal.total <= 0 or not amounts:
         problems.append(Problem(NO_AMOUNT, value=proposal.total))
+    if not amounts:
         return Verdict(tuple(problems))
     if sum(amounts) != proposal.total:
         problems.append(Problem(NOT_TOTAL, proposal.total, sum(amounts)))
@@ -198,3 +206,29 @@ def broken(unpaid: Iterable[dt.date], date: dt.date, limits: Limits
     "Whether a plan with unpaid instalments of those dates is broken on date"
     end = breaks_on(unpaid, limits)
     return end is not None and end <= date
+
+
+def allocate(
+        debts: Sequence[tuple[Hashable, Decimal]],
+        schedule: Sequence[tuple[dt.date, Decimal]]
+        ) -> dict[Hashable, tuple[tuple[int, dt.date, Decimal], ...]]:
+    """The parts of the instalments that pay each debt, (index of the
+    instalment, its date, amount), the debts paid in their order.
+
+    debts are (key, amount) and sum, as the schedule does, to the total.
+    """
+    if sum(amount for _, amount in debts) != sum(
+            amount for _, amount in schedule):
+        raise ValueError("the debts and the instalments differ")
+    parts = {key: [] for key, _ in debts}
+    remaining = [amount for _, amount in schedule]
+    index = 0
+    for key, owed in debts:
+        while owed > 0:
+            while not remaining[index]:
+                index += 1
+            part = min(owed, remaining[index])
+            parts[key].append((index, schedule[index][0], part))
+            remaining[index] -= part
+            owed -= part
+    return {key: tuple(value) for key, value in parts.items()}

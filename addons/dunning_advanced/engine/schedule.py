@@ -39,6 +39,20 @@ Decisions:
   (1000.00 at 8 % for 30 days), and its ordering is blocked;
 - party 8 cannot be e-mailed: it gets level 1 by letter and a task to find a
   contact; none of its lines sits at a blocking level, so ordering reopens.
+
+Payment plans: while a plan holds a line (``paused``), the line gets only the
+levels before its due date, even those its segment skips, so a courtesy
+reminder goes before each instalment and nothing once it is due. A line of a
+broken plan goes back to the level its debt had reached (``resume_level_id``)
+and sends it again, without a second fee. On the same run of 2026-11-24,
+party 9 owes:
+
+    line  due         amount  plan
+    30    2026-11-30  300.00  kept       -> level 1 (courtesy), e-mail
+    31    2026-11-20  300.00  kept       -> nothing: paused once due
+    32    2026-11-20  300.00  broken, was at level 2
+                                         -> level 2 by e-mail and letter,
+                                            no fee
 """
 import datetime as dt
 from collections import defaultdict
@@ -50,9 +64,9 @@ from operator import attrgetter
 
 from .model import (
     BLOCK_ORDERING, FEE, INTEREST, LETTER, LEVEL_ACTIONS, NO_CONTACT_TASK,
-    SKIP_COVERED_BY_CREDIT, SKIP_DISPUTED, SKIP_NO_PROCEDURE, SKIP_NOT_REACHED,
-    SKIP_PAYMENT_PROCESSING, UNBLOCK_ORDERING, Action, Decisions, LevelChange,
-    NEUTRAL, LevelRule, Message, OpenLine, PartyFacts, Policy, Skip)
+    SKIP_COVERED_BY_CREDIT, SKIP_DISPUTED, SKIP_IN_PLAN, SKIP_NO_PROCEDURE,
+    SKIP_NOT_REACHED, SKIP_PAYMENT_PROCESSING, UNBLOCK_ORDERING, Action,
+    Decisions, LevelChange, NEUTRAL, LevelRule, Message, OpenLine, PartyFacts, Policy, Skip)
 from .compliance import Rules, plan
 from .money import interest
 from .segment import Thresholds, classify
@@ -107,6 +121,20 @@ class Cadence:
         return max((index for index, level in enumerate(self.levels)
                 if level.id not in self.skipped
                 and days_late >= level.offset_days), default=-1)
+
+    def courtesy_rank(self, maturity_date: dt.date, date: dt.date) -> int:
+        """Position of the last level before the due date a line due on
+        maturity_date reached, skipped or not; -1 once it is due."""
+        days_late = (date - maturity_date).days
+        return max((index for index, level in enumerate(self.levels)
+                if days_late < 0 and days_late >= level.offset_days),
+            default=-1)
+
+    def resume_rank(self, level_id: int | None) -> int:
+        """Position of the last level the segment gets at or before
+        level_id; -1 without one."""
+        return max((index for index in range(self.rank(level_id) + 1)
+                if self.levels[index].id not in self.skipped), default=-1)
 
     def following(self, level_id: int | None, maturity_date: dt.date
             ) -> tuple[LevelRule | None, dt.date | None]:
@@ -303,9 +331,15 @@ def move_lines(
             # What is left of the credit only lowers this line's balance.
             credit = Decimal(0)
             line_cadence = levels[line.procedure_id]
-            line_rank = line_cadence.target_rank(line.maturity_date, date)
+            if line.paused:
+                line_rank = line_cadence.courtesy_rank(
+                    line.maturity_date, date)
+            else:
+                line_rank = max(
+                    line_cadence.target_rank(line.maturity_date, date),
+                    line_cadence.resume_rank(line.resume_level_id))
             if line_rank < 0:
-                reason = SKIP_NOT_REACHED
+                reason = SKIP_IN_PLAN if line.paused else SKIP_NOT_REACHED
             else:
                 # Never down: a line already at or past its target stays.
                 if line_cadence.rank(line.level_id) < line_rank:
@@ -335,7 +369,11 @@ def group_actions(group: Group, date: dt.date, block: bool) -> list[Action]:
     actions = []
     for kind in level.actions:
         if kind == FEE:
-            actions.append(Action(party_id, FEE, level.id, group.line_ids))
+            # A line back from a broken plan paid its fees up to there.
+            charged = tuple(line.id for line in group.lines
+                if group.cadence.rank(line.resume_level_id) < group.rank)
+            if charged:
+                actions.append(Action(party_id, FEE, level.id, charged))
         elif kind == INTEREST:
             amounts = tuple(
                 (line.id, interest(
