@@ -1,0 +1,1 @@
+from . import auth, live, pages  # noqa: F401 (the portal's routes)

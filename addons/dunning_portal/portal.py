@@ -12,9 +12,11 @@ A portal view is written as::
 it speaks for. Views read records with access checks off, so each one must
 filter by ``portal.party`` and answer `Portal.not_found` for anything else.
 """
+import datetime as dt
+import hashlib
 import hmac
 import secrets
-from functools import wraps
+from functools import cache, cached_property, wraps
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import quote
@@ -32,6 +34,26 @@ SESSION_COOKIE = 'dunning_portal_session'
 CSRF_COOKIE = 'dunning_portal_csrf'
 CSRF_FIELD = 'csrf_token'
 UNSAFE_METHODS = {'POST', 'PUT', 'PATCH', 'DELETE'}
+STATIC = Path(__file__).parent / 'static'
+# What a path segment keeps unencoded (RFC 3986 pchar), as browsers do:
+# a cookie's path must match the path the browser requests.
+PATH_SAFE = "!$&'()*+,;=:@"
+# A session is refreshed at most this often: a page view is a read-only
+# transaction, and writing the session on each one would cost a write.
+SESSION_REFRESH = dt.timedelta(minutes=5)
+
+
+def session_idle():
+    "How long a session lives without a page view"
+    return dt.timedelta(seconds=config.getint(
+            'dunning_portal', 'session_idle', default=2 * 60 * 60))
+
+
+@cache
+def static_version(name):
+    "A digest of the static file: its URL changes when its content does"
+    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / 'templates'),
@@ -42,23 +64,50 @@ TEMPLATES = Environment(
 class Portal:
     "The customer side of one request"
 
-    def __init__(self, request, pool, database_name):
+    def __init__(self, request, pool, database_name, deferred=None):
         self.request = request
         self.pool = pool
         self.database_name = database_name
         self.cookies = {}
+        self.deferred = deferred if deferred is not None else []
         self.session_key = request.cookies.get(SESSION_COOKIE)
-        self.user = None
-        if self.session_key:
-            Session = pool.get('web.user.session')
-            self.user = Session.get_user(self.session_key)
+        self.user = self.session_user(self.session_key)
         self.party = self.user.party if self.user else None
         self.csrf_token = request.cookies.get(CSRF_COOKIE)
         if not self.csrf_token:
             self.csrf_token = secrets.token_urlsafe(32)
             self.set_cookie(CSRF_COOKIE, self.csrf_token, httponly=False)
 
-    @property
+    def session_user(self, key):
+        """The web user of the session key, or None when the session does
+        not exist, expired (web_user's ``[session] web_timeout``) or was
+        idle longer than ``[dunning_portal] session_idle``."""
+        Session = self.pool.get('web.user.session')
+        if not key:
+            return None
+        sessions = Session.search([('key', '=', key)], limit=1)
+        if not sessions:
+            return None
+        session, = sessions
+        idle = dt.datetime.now() - session.last_modified_at
+        if session.expired or idle > session_idle():
+            self.defer(Session.remove, key)
+            return None
+        user = session.user
+        # Users without email exist only for the reminders' login links.
+        if not user.party or not (user.active or not user.email):
+            return None
+        if idle > SESSION_REFRESH:
+            self.defer(Session.reset, key)
+        return user
+
+    def defer(self, func, *args):
+        """Call func(*args) once the request's transaction ended, in a
+        read-write transaction of its own: a page view writes what it must
+        (a session refreshed, a notice read) without a read-write view."""
+        self.deferred.append((func, args))
+
+    @cached_property
     def company(self):
         Company = self.pool.get('company.company')
         company_id = config.getint('dunning_portal', 'company', default=None)
@@ -73,10 +122,29 @@ class Portal:
             return self.party.lang.code
         return 'en'
 
+    @cached_property
+    def lang_record(self):
+        return self.pool.get('ir.lang').get(self.lang)
+
+    @property
+    def currency(self):
+        return self.company.currency if self.company else None
+
+    def money(self, amount, currency=None):
+        "amount as the customer reads money: their language, the currency"
+        return self.lang_record.currency(
+            amount, currency or self.currency, grouping=True)
+
+    def date(self, value):
+        return self.lang_record.strftime(value) if value else ''
+
+    def static(self, name):
+        return self.url(f'static/{name}') + f'?v={static_version(name)}'
+
     @property
     def root(self):
         "The portal's base path, ending with a slash"
-        return f'/{quote(self.database_name)}/portal/'
+        return f'/{quote(self.database_name, safe=PATH_SAFE)}/portal/'
 
     def url(self, path=''):
         return self.root + path.lstrip('/')
@@ -104,6 +172,9 @@ class Portal:
         self.party = user.party
         self.set_cookie(SESSION_COOKIE, self.session_key,
             max_age=int(Session.timeout().total_seconds()))
+        # A token known before the login must not serve after it.
+        self.csrf_token = secrets.token_urlsafe(32)
+        self.set_cookie(CSRF_COOKIE, self.csrf_token, httponly=False)
 
     def logout(self):
         if self.session_key:
@@ -114,6 +185,7 @@ class Portal:
     def render(self, template, status=HTTPStatus.OK, **values):
         values.setdefault('portal', self)
         values.setdefault('csrf_field', CSRF_FIELD)
+        values.setdefault('request_path', self.request.path)
         body = TEMPLATES.get_template(template).render(**values)
         return Response(body, status=status,
             content_type='text/html; charset=utf-8')
@@ -147,11 +219,18 @@ def route(path, methods=('GET',), login=True):
         @with_pool
         @wraps(func)
         def endpoint(request, pool, **kwargs):
-            return serve(request, pool, pool.database_name, **kwargs)
+            deferred = []
+            response = serve(
+                request, pool, pool.database_name, deferred, **kwargs)
+            if deferred:
+                write_deferred(request, pool, deferred)
+            return response
 
         @with_transaction(context={'_check_access': False})
-        def serve(request, pool, database_name, **kwargs):
-            portal = Portal(request, pool, database_name)
+        def serve(request, pool, database_name, deferred, **kwargs):
+            # A transaction retried by Tryton starts the request again.
+            deferred.clear()
+            portal = Portal(request, pool, database_name, deferred)
             try:
                 if (request.method in UNSAFE_METHODS
                         and not portal.csrf_valid()):
@@ -160,9 +239,11 @@ def route(path, methods=('GET',), login=True):
                         message="This form has expired or did not come from "
                         "this portal. Reload the page and try again.")
                 elif login and not portal.user:
+                    back = quote(request.path, safe='/' + PATH_SAFE)
+                    if request.query_string:
+                        back += '?' + request.query_string.decode()
                     response = redirect(
-                        portal.url('login') + '?next='
-                        + quote(request.full_path, safe=''),
+                        portal.url('login') + '?next=' + quote(back, safe=''),
                         code=HTTPStatus.SEE_OTHER)
                 else:
                     context = {'language': portal.lang}
@@ -179,3 +260,9 @@ def route(path, methods=('GET',), login=True):
             return portal.finish(response)
         return endpoint
     return decorator
+
+
+@with_transaction(readonly=False, context={'_check_access': False})
+def write_deferred(request, pool, deferred):
+    for func, args in deferred:
+        func(*args)
