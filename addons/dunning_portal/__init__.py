@@ -1,1 +1,2 @@
+from . import documents  # noqa: F401
 from . import auth, live, pages  # noqa: F401 (the portal's routes)
