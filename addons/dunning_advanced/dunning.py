@@ -1,14 +1,15 @@
 """The dunning queue and the daily run: load facts, decide, apply, send."""
 import datetime as dt
-from collections import Counter, defaultdict, deque
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+from collections import Counter, defaultdict
 from decimal import Decimal
 
 from sql import Literal, Null
 from sql.conditionals import Case, Coalesce
 from sql.aggregate import Count
 
-from trytond import backend
+from trytond import backend, config
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
@@ -138,7 +139,6 @@ class Run(ModelSQL, ModelView):
     actions = fields.Integer("Actions", readonly=True)
 
     batch_size = 1000
-    writers = 2
 
     @classmethod
     def __setup__(cls):
@@ -195,8 +195,8 @@ class Run(ModelSQL, ModelView):
         context = cls.load_context(company, date)
         batches = cls.party_batches(
             company, batch_size or cls.batch_size, date, context)
-        if cls._write_beside():
-            cls._execute_overlapped(run, company, date, batches, context)
+        if cls._split():
+            cls._execute_split(run, company, date, batches, context)
         else:
             for party_ids in batches:
                 facts, details = cls.load(company, date, party_ids, context)
@@ -222,53 +222,55 @@ class Run(ModelSQL, ModelView):
             context['rules'], context['now'])
 
     @classmethod
-    def _write_beside(cls):
-        """Whether batches are written on a connection of their own.
+    def _split(cls):
+        """Whether batches are shared out to processes of their own.
 
-        PostgreSQL writes a batch on one core while Python loads and
-        decides the next on the other. Tests run in one transaction that
-        is never committed, which a second connection could not see.
+        The engine's Python holds one core; PostgreSQL and more processes
+        use the others. Tests run in one transaction that is never
+        committed, which another connection could not see.
         """
-        return backend.name == 'postgresql' and not Pool().test
+        return (backend.name == 'postgresql' and not Pool().test
+            and cls.processes() > 1)
+
+    @staticmethod
+    def processes():
+        "How many processes run the batches: one per core by default"
+        return config.getint('dunning_advanced', 'run_processes',
+            default=os.cpu_count() or 1)
 
     @classmethod
-    def _execute_overlapped(cls, run, company, date, batches, context):
-        """Decide each batch here and write it in a thread, in a
-        transaction of its own, while the next batch is loaded.
+    def _execute_split(cls, run, company, date, batches, context):
+        """Load, decide and write the batches in forked processes, each
+        batch in a transaction of its own, and add up what they did.
 
-        The batches share no party, so what one writes is never what the
-        next one reads; a failed write stops the run.
+        The batches share no party, so what one writes is never what
+        another reads; a failed batch stops the run, and the run started
+        again finishes the work exactly once.
         """
         transaction = Transaction()
-        database, user = transaction.database.name, transaction.user
-        run_context = dict(transaction.context)
-        # Records belong to the transaction that read them: the writers
-        # share only the plain facts.
-        facts_context = {key: context[key]
-            for key in ('policies', 'default_procedure', 'rules', 'now')}
-
-        def write(decisions, details):
-            with Transaction().start(database, user,
-                    context=run_context) as writing:
-                counts = cls(run.id).apply(decisions, details, facts_context)
-                writing.commit()
-                return counts
-
-        def written(batch):
-            run.count(batch.result())
-            run.save()
-            transaction.commit()
-
-        with ThreadPoolExecutor(max_workers=cls.writers) as writer:
-            pending = deque()
-            for party_ids in batches:
-                facts, details = cls.load(company, date, party_ids, context)
-                decisions = cls.decide(facts, date, context)
-                while len(pending) >= cls.writers:
-                    written(pending.popleft())
-                pending.append(writer.submit(write, decisions, details))
-            while pending:
-                written(pending.popleft())
+        global _split_run
+        # The children inherit these; records belong to the transaction
+        # that read them, so they take only plain facts.
+        _split_run = {
+            'database': transaction.database.name,
+            'user': transaction.user,
+            'context': dict(transaction.context),
+            'run': run.id, 'company': company.id, 'date': date,
+            'facts': {key: context[key]
+                for key in ('policies', 'default_procedure', 'rules', 'now')},
+            }
+        try:
+            with multiprocessing.get_context('fork').Pool(
+                    cls.processes()) as processes:
+                # The pool feeds the batches from a thread of its own,
+                # which has no transaction to read them with.
+                for counts in processes.imap_unordered(
+                        _run_batch, list(batches)):
+                    run.count(counts)
+        finally:
+            _split_run = None
+        run.save()
+        transaction.commit()
 
     @classmethod
     def lift_expired_disputes(cls, company, date):
@@ -851,21 +853,26 @@ class Run(ModelSQL, ModelView):
             [message_dunning.create_uid, message_dunning.create_date,
                 message_dunning.message, message_dunning.dunning],
             links)
-        entries = []
-        for d in decisions:
-            entries.append(Audit.entry('message_queued', party=d.party_id,
-                    level=d.level_id, lines=d.line_ids, date=d.date,
-                    message=message_of[d.key], amount=d.amount,
-                    reason=d.channel))
-            if d.send_after:
-                entries.append(Audit.entry('message_deferred',
-                        party=d.party_id, level=d.level_id, date=d.date,
-                        message=message_of[d.key],
-                        reason=gettext('dunning_advanced.msg_deferred_reason',
-                            until=d.send_after.isoformat(timespec='minutes'),
-                            zone=parties[d.party_id]['zone']
-                            or context['rules'].zone,
-                            reasons=', '.join(d.deferred_for))))
+        # Deferred messages share a few reasons: each text is made once.
+        reasons = {}
+
+        def deferral(d):
+            zone = parties[d.party_id]['zone'] or context['rules'].zone
+            args = (d.channel, d.send_after, zone, d.deferred_for)
+            if args not in reasons:
+                reasons[args] = '%s: %s' % (d.channel,
+                    gettext('dunning_advanced.msg_deferred_reason',
+                        until=utc(d.send_after).isoformat(
+                            sep=' ', timespec='minutes'),
+                        zone=zone, reasons=', '.join(d.deferred_for)))
+            return reasons[args]
+        # A deferred message is queued for later: one entry says both.
+        entries = [Audit.entry(
+                'message_deferred' if d.send_after else 'message_queued',
+                party=d.party_id, level=d.level_id, lines=d.line_ids,
+                date=d.date, message=message_of[d.key], amount=d.amount,
+                reason=deferral(d) if d.send_after else d.channel)
+            for d in decisions]
         merged = [(replaced, message_of[d.key])
             for d in decisions for replaced in d.replaces]
         if merged:
@@ -925,6 +932,28 @@ class Run(ModelSQL, ModelView):
         for reason, count in sorted(skipped.items()):
             out.append(f"~ {reason}: {count}")
         return '\n'.join(out)
+
+
+# What the run's processes share: set by Run._execute_split before forking.
+_split_run = None
+
+
+def _run_batch(party_ids):
+    "Load, decide and write one batch in a process of the split run"
+    job = _split_run
+    pool = Pool(job['database'])
+    Run = pool.get('account.dunning.run')
+    Company = pool.get('company.company')
+    # The fork copied the parent's transaction: this one is new.
+    with Transaction(new=True).start(job['database'], job['user'],
+            context=job['context']) as transaction:
+        company, date, context = (
+            Company(job['company']), job['date'], job['facts'])
+        facts, details = Run.load(company, date, party_ids, context)
+        decisions = Run.decide(facts, date, context)
+        counts = Run(job['run']).apply(decisions, details, context)
+        transaction.commit()
+    return counts
 
 
 class RunDunningStart(ModelView):
