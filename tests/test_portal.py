@@ -18,6 +18,7 @@ from portal_support import PASSWORD, make_portal_user, tryton_portal  # noqa
 
 INVOICE_DATE = dt.date(YEAR, 3, 2)
 DUE = dt.date(YEAR, 4, 1)  # runs on weekdays: weekends wait for office hours
+WEB_TIMEOUT = 30 * 24 * 60 * 60  # web_user's default
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -68,7 +69,7 @@ def post(client, root, path, data=None, form=None):
 def set_config(section, option, value):
     if not trytond_config.has_section(section):
         trytond_config.add_section(section)
-    trytond_config.set(section, option, value)
+    trytond_config.set(section, option, str(value))
 
 
 @pytest.fixture
@@ -80,6 +81,9 @@ def portal_config():
             'dunning_portal', option, str(value))
     finally:
         trytond_config.remove_section('dunning_portal')
+        # Removing a section leaves the values already read cached.
+        for read in (trytond_config.get, trytond_config.getint):
+            read.cache_clear()
 
 
 def portal_on_localhost(tryton):
@@ -198,3 +202,381 @@ def test_login_next_stays_in_portal(garages, root):
         assert done.status_code == 303
         assert urlsplit(done.location).path == root, next_
         assert urlsplit(done.location).netloc in {'', 'localhost'}
+
+
+def age_sessions(config, delta):
+    "Make every portal session look delta old"
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    pool = Pool(config.database_name)
+    with Transaction().start(config.database_name, 0) as transaction:
+        table = pool.get('web.user.session').__table__()
+        then = dt.datetime.now() - delta
+        transaction.connection.cursor().execute(*table.update(
+                [table.create_date, table.write_date], [then, then]))
+        transaction.commit()
+
+
+def session_ages(config):
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    pool = Pool(config.database_name)
+    with Transaction().start(config.database_name, 0):
+        Session = pool.get('web.user.session')
+        return [dt.datetime.now() - s.last_modified_at
+            for s in Session.search([])]
+
+
+def test_session_expiry(garages, client, root, portal_config):
+    config = garages['world']['config']
+    log_in(client, root, 'lenoir@garage.example')
+    assert client.get(root).status_code == 200
+
+    age_sessions(config, dt.timedelta(minutes=30))
+    assert client.get(root).status_code == 200
+    age, = session_ages(config)
+    assert age < dt.timedelta(minutes=1), "a page view keeps it alive"
+
+    age_sessions(config, dt.timedelta(hours=2, minutes=1))
+    page = client.get(root)
+    assert page.status_code == 303, "idle more than 2 hours"
+    assert urlsplit(page.location).path == root + 'login'
+    assert session_ages(config) == [], "the idle session is gone"
+
+    portal_config('session_idle', 8 * 60 * 60)
+    set_config('session', 'web_timeout', 60 * 60)
+    try:
+        log_in(client, root, 'lenoir@garage.example')
+        age_sessions(config, dt.timedelta(minutes=61))
+        assert client.get(root).status_code == 303, (
+            "web_user's timeout holds too")
+    finally:
+        set_config('session', 'web_timeout', WEB_TIMEOUT)
+
+
+def reset_link(message):
+    return re.search(r'http://localhost(/[^"\s]+/portal/reset/\w+\?email=\S+?)"',
+        body_of(message, 'html')).group(1)
+
+
+def test_password_reset_by_email(garages, client, root, mailbox):
+    portal_on_localhost(garages['world'])
+    asked = post(client, root, 'reset', {'email': 'lenoir@garage.example'})
+    assert asked.status_code == 200
+    unknown = post(client, root, 'reset', {'email': 'nobody@garage.example'})
+    assert (text(asked).replace('lenoir@garage.example', 'EMAIL')
+        == text(unknown).replace('nobody@garage.example', 'EMAIL')), (
+        "the same answer whether the email has an account or not")
+    message, = mailbox.messages
+    assert message['To'] == 'lenoir@garage.example'
+    link = reset_link(message)
+    path, _, query = link.partition('?')
+    assert path.startswith(root + 'reset/')
+
+    page = client.get(link)
+    assert page.status_code == 200
+    assert 'autocomplete="new-password"' in text(page)
+    mismatch = client.post(path, data={
+            'csrf_token': CSRF.search(text(page)).group(1),
+            'email': 'lenoir@garage.example',
+            'password': 'New-portal-2026', 'confirm': 'New-portal-2027'})
+    assert mismatch.status_code == 400
+    assert 'not the same' in text(mismatch)
+
+    done = client.post(path, data={
+            'csrf_token': CSRF.search(text(page)).group(1),
+            'email': 'lenoir@garage.example',
+            'password': 'New-portal-2026', 'confirm': 'New-portal-2026'})
+    assert done.status_code == 303
+    assert 'password_set' in done.location
+    assert log_in(client, root, 'lenoir@garage.example').status_code == 401, (
+        "the old password no longer works")
+    assert log_in(client, root, 'lenoir@garage.example',
+        'New-portal-2026').status_code == 303
+    WebUser = Model.get('web.user')
+    user, = WebUser.find([('email', '=', 'lenoir@garage.example')])
+    assert user.password_hash.startswith('$'), "hashed as web_user does"
+    assert 'New-portal-2026' not in user.password_hash
+
+    again = client.post(path, data={
+            'csrf_token': csrf(client, link),
+            'email': 'lenoir@garage.example',
+            'password': 'Other-portal-2026', 'confirm': 'Other-portal-2026'})
+    assert again.status_code == 400, "a reset link works once"
+    assert 'not valid or has expired' in text(again)
+
+
+def login_link(message):
+    return re.search(r'http://localhost(/\S+/portal/login/[\w.]+)',
+        body_of(message)).group(1)
+
+
+def test_login_link_once(tryton_portal, mailbox, root):
+    from trytond.modules.dunning_portal.web_user import sign_link
+    from trytond.wsgi import app
+    portal_on_localhost(tryton_portal)
+    party = make_customer("Garage Petit", 'petit@garage.example')
+    make_invoice(tryton_portal, party, '210.00', INVOICE_DATE)
+    run_dunning(day(0))
+    message, = mailbox.messages
+    link = login_link(message)
+    WebUser = Model.get('web.user')
+    assert not WebUser.find([('party', '=', party.id)])
+
+    customer = Client(app)
+    page = customer.get(link)
+    assert page.status_code == 200, "a scanner's GET uses nothing up"
+    assert 'Welcome, Garage Petit' in text(page)
+    assert customer.get(root).status_code == 303, "not logged in yet"
+    opened = customer.post(link, data={
+            'csrf_token': CSRF.search(text(page)).group(1)})
+    assert opened.status_code == 303
+    balance = customer.get(root)
+    assert balance.status_code == 200
+    assert '$210.00' in text(balance)
+    user, = WebUser.find([('party', '=', party.id)])
+    assert user.email == 'petit@garage.example' and user.active
+    assert not user.password_hash, "a link sets no password"
+
+    UsedLink = Model.get('web.user.portal_link')
+    used, = UsedLink.find([])
+    token = link.rsplit('/', 1)[1]
+    assert used.party == party and used.user == user
+    assert used.token_hash != token and len(used.token_hash) == 64
+
+    other = Client(app)
+    for method in (other.get, other.post):
+        refused = method(link, data={'csrf_token': csrf(other, root + 'login')}
+            if method == other.post else None)
+        assert refused.status_code == 410
+        assert 'already used' in text(refused)
+        assert 'href="%slogin"' % root in text(refused)
+    assert other.get(root).status_code == 303
+
+    run_dunning(day(6))
+    second = login_link(mailbox.messages[-1])
+    assert second != link, "each reminder has a link of its own"
+
+    Configuration = Model.get('account.configuration')
+    secret = Configuration(1).dunning_secret
+    expired = sign_link(secret, party.id,
+        dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    page = other.get(root + 'login/' + expired)
+    assert page.status_code == 410
+    assert 'expired' in text(page)
+
+    forged = second[:-1] + ('0' if second[-1] != '0' else '1')
+    other_party = second.rsplit('/', 1)[1].split('.', 1)[1]
+    for bad in [forged, f'{party.id + 1}.{other_party}', 'garbage']:
+        page = other.get(root + 'login/' + bad.rsplit('/', 1)[-1])
+        assert page.status_code == 400, bad
+        assert 'not valid' in text(page) or 'incomplete' in text(page)
+    assert other.get(root).status_code == 303
+    assert len(UsedLink.find([])) == 1
+
+
+def test_csrf(garages, client, root):
+    lenoir, overdue = garages['lenoir'], garages['overdue']
+    log_in(client, root, 'lenoir@garage.example')
+    for data in [{}, {'csrf_token': 'forged-' + 'x' * 36}]:
+        refused = client.post(root + 'preferences',
+            data=dict(data, portal='on'))
+        assert refused.status_code == 400
+        assert 'Reload the page' in text(refused)
+        refused = client.post(root + f'invoices/{overdue.id}/dispute',
+            data=dict(data, reason="Never delivered"))
+        assert refused.status_code == 400
+    lenoir.reload()
+    assert lenoir.dunning_email_consent and lenoir.dunning_sms_consent
+    Dunning = Model.get('account.dunning')
+    assert not Dunning.find([('blocked', '=', True)])
+    Task = Model.get('account.dunning.task')
+    assert not Task.find([])
+    logged_out = Client(client.application)
+    assert logged_out.post(root + 'login', data={
+            'email': 'lenoir@garage.example',
+            'password': PASSWORD}).status_code == 400
+
+
+def portal_rules():
+    "The portal's routes with an id in their path"
+    from trytond.wsgi import app
+    for rule in app.url_map.iter_rules():
+        if (rule.rule.startswith('/<database_name>/portal/')
+                and any(c.__class__.__name__ == 'IntegerConverter'
+                    for c in rule._converters.values())):
+            yield rule
+
+
+def test_other_customers_records_are_404(garages, client, root):
+    "Garage Lenoir tries Garage Martin's ids on every portal route"
+    martin = garages['martin']
+    theirs = {
+        'invoice_id': [garages['martin_open'].id, garages['martin_paid'].id],
+        'line_id': [payment_line(martin).id],
+        }
+    log_in(client, root, 'lenoir@garage.example')
+    token = csrf(client, root + 'preferences')
+    rules = list(portal_rules())
+    names = {rule.rule for rule in rules}
+    assert {'/<database_name>/portal/invoices/<int:invoice_id>/dispute',
+        '/<database_name>/portal/invoices/<int:invoice_id>.pdf',
+        '/<database_name>/portal/payments/<int:line_id>/receipt.pdf',
+        } <= names
+    tried = 0
+    for rule in rules:
+        args = [a for a in rule.arguments if a != 'database_name']
+        nowhere = {a: 10 ** 9 for a in args}
+        samples = [dict(nowhere, **{a: value}) for a in args
+            for value in theirs.get(a, [])]
+        for method in sorted(rule.methods & {'GET', 'POST'}):
+            def fetch(values):
+                path = rule.rule.replace('/<database_name>/portal/', root)
+                for name, value in values.items():
+                    path = re.sub(rf'<int:{name}>', str(value), path)
+                if method == 'GET':
+                    return client.get(path)
+                return client.post(path, data={
+                        'csrf_token': token, 'reason': "Not ours",
+                        'amount': '1.00'})
+            missing = fetch(nowhere)
+            assert missing.status_code == 404, rule.rule
+            for values in samples:
+                response = fetch(values)
+                assert response.status_code == 404, (rule.rule, values)
+                assert response.get_data() == missing.get_data(), (
+                    "the same page as for what does not exist")
+                assert 'Martin' not in text(response)
+                tried += 1
+    assert tried >= 5
+    Dunning = Model.get('account.dunning')
+    assert not Dunning.find([('blocked', '=', True)]), "nothing disputed"
+
+
+def test_dispute_blocks_dunning_and_tells_accountant(tryton_portal, client,
+        root, mailbox):
+    party = make_customer("Garage Blanc", 'blanc@garage.example')
+    contested = make_invoice(tryton_portal, party, '400.00', INVOICE_DATE)
+    other = make_invoice(tryton_portal, party, '150.00', INVOICE_DATE)
+    make_portal_user(party, 'blanc@garage.example')
+    log_in(client, root, 'blanc@garage.example')
+    path = f'invoices/{contested.id}/dispute'
+    form = client.get(root + path)
+    assert form.status_code == 200
+    assert '<textarea id="reason" name="reason"' in text(form)
+    assert '<label for="reason">' in text(form)
+
+    Dunning = Model.get('account.dunning')
+    Task = Model.get('account.dunning.task')
+    for reason in ['', '   ', 'x' * 2001]:
+        refused = post(client, root, path, {'reason': reason})
+        assert refused.status_code == 400
+        assert 'role="alert"' in text(refused)
+        assert not Dunning.find([('blocked', '=', True)])
+        assert not Task.find([])
+    assert 'reason is required' in text(post(client, root, path,
+            {'reason': ''}))
+
+    done = post(client, root, path,
+        {'reason': "Brake pads returned on 5 March, credit note expected"})
+    assert done.status_code == 200
+    assert 'disputed' in text(done)
+    dunning, = Dunning.find([('blocked', '=', True)])
+    assert dunning.line.move == contested.move
+    assert dunning.block_reason == (
+        "Brake pads returned on 5 March, credit note expected")
+    assert dunning.block_until is None
+    task, = Task.find([])
+    assert task.kind == 'portal_dispute' and task.party == party
+    assert task.state == 'open'
+    assert contested.number in task.note and 'Brake pads' in task.note
+    assert task.amount == Decimal('400.00')
+    Audit = Model.get('account.dunning.audit')
+    assert [a.reason for a in Audit.find([
+                ('party', '=', party.id), ('kind', '=', 'dispute')])] == [
+        "Brake pads returned on 5 March, credit note expected"]
+
+    page = text(client.get(root))
+    assert re.search(rf'data-invoice="{contested.id}" data-status="disputed"',
+        page)
+    assert f'invoices/{contested.id}/dispute' not in page
+    again = post(client, root, path, {'reason': "Again"})
+    assert again.status_code == 400
+    assert 'already disputed' in text(again)
+    assert len(Task.find([])) == 1
+
+    run_dunning(day(3))
+    Message = Model.get('account.dunning.message')
+    message, = Message.find([('party', '=', party.id)])
+    assert [d.line.move for d in message.dunnings] == [other.move], (
+        "the reminder is for the other invoice only")
+    assert message.amount == Decimal('150.00')
+    email, = mailbox.messages
+    assert '$150.00' in email['Subject'] + body_of(email)
+
+
+def test_preferences_change_consents(garages, client, root):
+    lenoir = garages['lenoir']
+    log_in(client, root, 'lenoir@garage.example')
+    page = text(client.get(root + 'preferences'))
+    for channel in ['email', 'sms', 'portal']:
+        assert re.search(rf'<input type="checkbox" id="channel-{channel}" '
+            rf'name="{channel}" checked', page)
+        assert f'<label for="channel-{channel}">' in page
+    assert 'to lenoir@garage.example' in page
+
+    saved = post(client, root, 'preferences', {'portal': 'on'})
+    assert saved.status_code == 200
+    assert 'Your preferences are saved' in text(saved)
+    assert 'name="email" checked' not in text(saved)
+    lenoir.reload()
+    assert not lenoir.dunning_email_consent and lenoir.dunning_email_opt_out
+    assert not lenoir.dunning_sms_consent and lenoir.dunning_portal_consent
+    Consent = Model.get('account.dunning.consent')
+    consents = Consent.find([('party', '=', lenoir.id)],
+        order=[('id', 'ASC')])
+    assert [(c.channel, c.state, c.source) for c in consents] == [
+        ('email', 'withdrawn', 'form'), ('sms', 'withdrawn', 'form')]
+    assert 'web user lenoir@garage.example' in consents[0].proof
+
+    post(client, root, 'preferences', {'email': 'on', 'portal': 'on'})
+    lenoir.reload()
+    assert lenoir.dunning_email_consent and not lenoir.dunning_sms_consent
+    assert len(Consent.find([('party', '=', lenoir.id)])) == 3
+
+
+def test_portal_notice_banner_once(garages, client, root, mailbox):
+    lenoir, martin = garages['lenoir'], garages['martin']
+    martin.dunning_portal_consent = False
+    martin.save()
+    run_dunning(day(10))
+    Message = Model.get('account.dunning.message')
+    notice, = Message.find([
+            ('party', '=', lenoir.id), ('channel', '=', 'portal')])
+    assert notice.state == 'sent' and notice.sent_at
+    assert notice.recipient == 'lenoir@garage.example'
+    assert not notice.portal_read_at
+    assert Message.find([('party', '=', lenoir.id), ('channel', '=', 'email')])
+    assert not Message.find([
+            ('party', '=', martin.id), ('channel', '=', 'portal')]), (
+        "no notice once the portal consent is withdrawn")
+    assert Message.find([('party', '=', martin.id), ('channel', '=', 'email')])
+
+    log_in(client, root, 'lenoir@garage.example')
+    first = text(client.get(root))
+    assert first.count('data-notice') == 1
+    assert notice.subject in first
+    assert f'notices/{notice.id}/dismiss' in first
+    notice.reload()
+    assert notice.portal_read_at, "viewed: read"
+    second = text(client.get(root))
+    assert 'data-notice' not in second, "shown once"
+
+    run_dunning(day(21))
+    final, = Message.find([('party', '=', lenoir.id),
+            ('channel', '=', 'portal'), ('id', '!=', notice.id)])
+    dismissed = post(client, root, f'notices/{final.id}/dismiss', form='')
+    assert dismissed.status_code == 303
+    final.reload()
+    assert final.portal_read_at
+    assert 'data-notice' not in text(client.get(root))
