@@ -10,7 +10,7 @@ from collections import defaultdict
 from decimal import Decimal
 from http import HTTPStatus
 
-from sql import Literal, Null
+from sql import Literal, Null, Union
 from sql.aggregate import Max
 from werkzeug.exceptions import NotFound
 from werkzeug.utils import send_from_directory
@@ -69,23 +69,34 @@ def open_invoices(pool, portal):
     invoice = Invoice.__table__()
     line = pool.get('account.move.line').__table__()
     relation = pool.get('account.invoice-account.move.line').__table__()
+    additional = pool.get(
+        'account.invoice-additional-account.move').__table__()
     cursor = Transaction().connection.cursor()
     date = today(pool)
-    cursor.execute(*invoice.join(line,
-            condition=(line.move == invoice.move)
-            & (line.account == invoice.account)).select(
-            invoice.id, invoice.number, invoice.invoice_date,
-            invoice.currency, line.id, line.maturity_date, line.debit,
-            line.credit, line.second_currency, line.amount_second_currency,
-            where=(invoice.party == portal.party.id)
-            & (invoice.company == portal.company.id)
-            & (invoice.type == 'out')
-            & (invoice.state == 'posted')
-            & (line.reconciliation == Null),
-            order_by=[line.maturity_date, invoice.id, line.id]))
+    columns = [invoice.id, invoice.number, invoice.invoice_date,
+        invoice.currency, line.id, line.maturity_date, line.debit,
+        line.credit, line.second_currency, line.amount_second_currency]
+    where = ((invoice.party == portal.party.id)
+        & (invoice.company == portal.company.id)
+        & (invoice.type == 'out')
+        & (invoice.state == 'posted')
+        & (line.reconciliation == Null))
+    # A rescheduled invoice (a payment plan) owes the lines of its
+    # additional moves, as Tryton's lines to pay.
+    cursor.execute(*Union(
+            invoice.join(line, condition=(line.move == invoice.move)
+                & (line.account == invoice.account)).select(
+                *columns, where=where),
+            invoice.join(additional,
+                condition=additional.invoice == invoice.id).join(line,
+                condition=(line.move == additional.move)
+                & (line.account == invoice.account)).select(
+                *columns, where=where),
+            all_=True))
     invoices = {}
     for (invoice_id, number, invoice_date, currency_id, line_id, maturity,
-            debit, credit, second_currency, second_amount) in cursor:
+            debit, credit, second_currency, second_amount) in sorted(
+                cursor, key=lambda r: (r[5] is None, r[5], r[0], r[4])):
         info = invoices.setdefault(invoice_id, {
                 'id': invoice_id, 'number': number,
                 'invoice_date': invoice_date, 'maturity_date': maturity,
