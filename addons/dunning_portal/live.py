@@ -32,14 +32,19 @@ def publish(party_ids):
         Bus.publish(channel(party_id), {'type': 'balance'})
 
 
-def parties_of_lines(where):
-    "The parties of the move lines matching where"
+def parties_of_lines(column, ids):
+    "The parties of the move lines whose column is one of ids"
     pool = Pool()
     line = pool.get('account.move.line').__table__()
     cursor = Transaction().connection.cursor()
-    cursor.execute(*line.select(line.party,
-            where=where & (line.party != Null), group_by=[line.party]))
-    return [p for p, in cursor]
+    party_ids = set()
+    for sub in chunks(ids):
+        cursor.execute(*line.select(line.party,
+                where=in_(getattr(line, column), sub)
+                & (line.party != Null),
+                group_by=[line.party]))
+        party_ids.update(p for p, in cursor)
+    return party_ids
 
 
 class Reconciliation(metaclass=PoolMeta):
@@ -47,24 +52,18 @@ class Reconciliation(metaclass=PoolMeta):
 
     @classmethod
     def create(cls, vlist):
-        pool = Pool()
-        line = pool.get('account.move.line').__table__()
         reconciliations = super().create(vlist)
         if Transaction().database.has_channel():
-            ids = [r.id for r in reconciliations]
-            publish([p for sub in chunks(ids)
-                    for p in parties_of_lines(in_(line.reconciliation, sub))])
+            publish(parties_of_lines(
+                    'reconciliation', [r.id for r in reconciliations]))
         return reconciliations
 
     @classmethod
     def delete(cls, reconciliations):
-        pool = Pool()
-        line = pool.get('account.move.line').__table__()
-        party_ids = []
+        party_ids = set()
         if Transaction().database.has_channel():
-            ids = [r.id for r in reconciliations]
-            party_ids = [p for sub in chunks(ids)
-                for p in parties_of_lines(in_(line.reconciliation, sub))]
+            party_ids = parties_of_lines(
+                'reconciliation', [r.id for r in reconciliations])
         super().delete(reconciliations)
         publish(party_ids)
 
@@ -106,13 +105,9 @@ class Move(metaclass=PoolMeta):
 
     @classmethod
     def post(cls, moves):
-        pool = Pool()
-        line = pool.get('account.move.line').__table__()
         super().post(moves)
         if Transaction().database.has_channel():
-            ids = [m.id for m in moves]
-            publish([p for sub in chunks(ids)
-                    for p in parties_of_lines(in_(line.move, sub))])
+            publish(parties_of_lines('move', [m.id for m in moves]))
 
 
 @app.route('/<database_name>/portal/updates', methods={'GET'})
