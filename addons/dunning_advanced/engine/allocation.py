@@ -70,7 +70,8 @@ def spread(dues: Iterable[Due], amount: Decimal) -> tuple[Allocation, ...]:
         if left <= 0:
             break
         part = min(left, due.amount)
-        allocations.append(Allocation(due.invoice_id, part, part == due.amount))
+        allocations.append(
+            Allocation(due.invoice_id, part, part == due.amount))
         left -= part
     return tuple(allocations)
 
