@@ -47,6 +47,7 @@ TRYTON_MODULES=(
     sale_credit_limit
     web_user
     account_payment_stripe
+    account_payment_clearing
 )
 
 log() { echo "run-tests: $*" >&2; }

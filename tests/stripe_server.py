@@ -313,8 +313,8 @@ class StripeServer:
             'failure_message': DECLINE_MESSAGES[decline] if failed else None,
             'livemode': False, 'metadata': {},
             'outcome': {
-                'network_status': (
-                    'declined_by_network' if failed else 'approved_by_network'),
+                'network_status': ('declined_by_network' if failed
+                    else 'approved_by_network'),
                 'reason': decline, 'risk_level': 'normal',
                 'seller_message': (
                     'The bank did not return any further details with this '
