@@ -245,6 +245,16 @@ DISCOUNT_TERMS = {
     'disc30': ("2% 10 days, net 30", Decimal('0.02'), 10, 30),
     'disc15': ("2% 10 days, net 15", Decimal('0.02'), 10, 15),
     }
+# Customers who log in to the portal, one per payment profile (so one per
+# segment); the first is the login the demo prints. They share a password.
+PORTAL_CUSTOMERS = [
+    ("Smith & Sons Motors", OFTEN_LATE),
+    ("Garage Dupont", RELIABLE),
+    ("Wilson Auto Repairs", LATE_ONCE),
+    ("Dépannage Guérin", HIGH_RISK),
+    ("Harper Mobile Mechanics", NEW),
+    ]
+PORTAL_PASSWORD = 'Garage-demo-2026'
 # On-time reward of reliable customers: rate, minimum, product
 REWARD_RATE = Decimal('0.005')
 REWARD_MINIMUM = Decimal('10')
@@ -646,6 +656,28 @@ def create_customers(rng, countries, langs, terms, procedure):
     return parties
 
 
+def create_portal_users(parties, verbose):
+    """Web users of the portal for PORTAL_CUSTOMERS, with their reminder
+    email as login; [(customer, email, segment expected)]"""
+    IrModel = Model.get('ir.model')
+    if not IrModel.find([('name', '=', 'web.user')]):
+        _log(verbose, "no portal users: dunning_portal is not activated")
+        return []
+    WebUser = Model.get('web.user')
+    by_name = {p.name: p for p in parties}
+    users, created = [], []
+    for name, profile in PORTAL_CUSTOMERS:
+        party = by_name[name]
+        email, = [m.value for m in party.contact_mechanisms
+            if m.type == 'email']
+        user = WebUser(email=email, party=party)
+        user.password = PORTAL_PASSWORD
+        users.append(user)
+        created.append((name, email, EXPECTED_SEGMENT[profile]))
+    WebUser.save(users)
+    return created
+
+
 def random_lines(rng):
     "Return [(product name, quantity)] for a believable amount"
     while True:
@@ -989,6 +1021,9 @@ def load(config_file, database, today=None, verbose=True):
 
     parties = create_customers(rng, countries, langs, terms, procedure)
     _log(verbose, "%d customers (%s)" % (len(parties), timer))
+    portal_users = create_portal_users(parties, verbose)
+    _log(verbose, "%d portal users, password %s" % (
+            len(portal_users), PORTAL_PASSWORD))
 
     plans = plan_invoices(rng, today)
     roles = {c[-1]: i for i, c in enumerate(CUSTOMERS) if c[-1]}
@@ -1058,6 +1093,9 @@ def load(config_file, database, today=None, verbose=True):
         'situations': {
             k: [i.id for i in v] for k, v in by_kind.items()
             if k != 'history'},
+        # (customer, email, segment) of the portal's users
+        'portal_users': portal_users,
+        'portal_password': PORTAL_PASSWORD,
         'seconds': time.monotonic() - timer.wall,
         }
 

@@ -9,7 +9,8 @@
    earned and learns the segment of each customer), then propose the
    on-time rewards of the last quarter as its scheduled job would;
 6. print a summary;
-7. serve the database with trytond (and sao) until Ctrl-C.
+7. serve the database with trytond (and sao, and the customer portal)
+   until Ctrl-C.
 
 Running it again is safe: everything is recreated from scratch.
 """
@@ -34,7 +35,8 @@ DATABASE = 'demo'
 BIN = Path(sys.executable).parent
 SMTP_PORT = 8025
 URL = 'http://localhost:8000/'
-MODULES = ['dunning_advanced']
+PORTAL_URL = URL + DATABASE + '/portal/'
+MODULES = ['dunning_advanced', 'dunning_portal']
 DISPUTE_REASON = "Customer disputes the brake discs delivery"
 REWARD_CRON = 'account.dunning.reward|propose_last_quarter'
 SEGMENTS = ['reliable', 'first_late', 'repeat_late', 'high_risk', 'new']
@@ -335,6 +337,8 @@ def print_summary(summary, sink, today):
         print("      ...")
     print("    web client: %s, login admin / admin (database '%s')" % (
             URL, DATABASE))
+    for line in portal_login(summary):
+        print("    " + line)
 
 
 def wait_listening(process, host='localhost', port=8000, timeout=120):
@@ -350,7 +354,31 @@ def wait_listening(process, host='localhost', port=8000, timeout=120):
     return False
 
 
-def serve(sink):
+def portal_login(summary):
+    "The portal's address and the first demo customer's login, as lines"
+    if not summary['portal_users']:
+        return []
+    name, email, _ = summary['portal_users'][0]
+    return [
+        "Customer portal: %s" % PORTAL_URL,
+        "  log in as %s / %s (%s; the other demo customers in the "
+        "summary share the password)" % (
+            email, summary['portal_password'], name),
+        ]
+
+
+def check_portal():
+    "Fetch the portal's login page from the server: is it served?"
+    import urllib.request
+    try:
+        with urllib.request.urlopen(PORTAL_URL + 'login', timeout=30) as r:
+            return "the portal answers %s at %slogin" % (r.status, PORTAL_URL)
+    except OSError as exception:
+        return "WARNING: the portal does not answer at %slogin: %s" % (
+            PORTAL_URL, exception)
+
+
+def serve(sink, summary):
     if not (SAO / 'index.html').exists():
         print("    WARNING: sao is not installed in %s: the web client will "
             "not be served (run `make sao`); the RPC server still runs" % SAO)
@@ -367,6 +395,9 @@ def serve(sink):
         if wait_listening(process):
             print("\n    Open %s and log in with admin / admin (database "
                 "'%s')" % (URL, DATABASE))
+            for line in portal_login(summary):
+                print("    " + line)
+            print("    (%s)" % check_portal())
             print("    Emails sent while the server runs land in %s" % OUTBOX)
             print("    Ctrl-C to stop\n", flush=True)
         elif process.poll() is not None:
@@ -435,6 +466,8 @@ def main(argv=None):
     summary = demo_data.load(str(CONF), DATABASE, today)
     print("    %(customers)d customers, %(invoices)d invoices, "
         "%(paid)d paid" % summary)
+    for name, email, segment in summary['portal_users']:
+        print("    portal user %s (%s): %s" % (email, segment, name))
     done(started)
 
     started = step(4, "Start the SMTP sink on 127.0.0.1:%s" % SMTP_PORT)
@@ -482,7 +515,7 @@ def main(argv=None):
             sink.stop()
             return 0
         step(7, "Serve %s" % URL)
-        return serve(sink)
+        return serve(sink, summary)
     except BaseException:
         sink.stop()
         raise

@@ -270,13 +270,18 @@ class Template(metaclass=PoolMeta):
         dunning_advanced ships, in each language, once"""
         pool = Pool()
         ModelData = pool.get('ir.model.data')
-        Lang = pool.get('ir.lang')
+        Translation = pool.get('ir.translation')
         ids = [d.db_id for d in ModelData.search([
                     ('module', '=', 'dunning_advanced'),
                     ('model', '=', cls.__name__),
                     ]) if d.db_id]
-        codes = sorted({l.code for l in Lang.search([
-                        ('translatable', '=', True)])} | {'en'},
+        # The languages of the texts, loaded before trytond-admin marks
+        # them translatable: English first, whose change the others follow
+        codes = sorted({t.lang for t in Translation.search([
+                        ('name', '=', f'{cls.__name__},body'),
+                        ('type', '=', 'model'),
+                        ('res_id', 'in', ids),
+                        ])} | {'en'},
             key=lambda c: c != 'en')
         for code in codes:
             line = SURVEY_LINE.get(code[:2], SURVEY_LINE['en'])
