@@ -457,3 +457,43 @@ def test_dispute_lost_reopens_the_invoice(card):
                 ('origin', 'like', 'account.move,%')]), key=lambda m: m.id)
     assert sum(l.debit - l.credit for l in move.lines + cancel.lines
         if l.account == card.clearing) == 0
+
+
+def test_refund_lowers_the_payment_oldest_invoice_first(card):
+    world = card.world
+    party = customer(card, "Garage Simon", 'simon@garage.example')
+    first = make_invoice(world, party, '300.00', INVOICE_DATE)
+    second = make_invoice(world, party, '200.00', dt.date(YEAR, 3, 9))
+    browser = Customer(card.portal, 'simon@garage.example')
+    card_page = browser.pay([first, second])
+    assert browser.give_card(card_page, VISA)['status'] == 'succeeded'
+    card.stripe.wait_sent()
+    Payment = Model.get('account.payment')
+    payment, = Payment.find([])
+
+    Refund = Model.get('account.payment.stripe.refund')
+    refund = Refund(payment=payment, amount=Decimal('100.00'),
+        reason='requested_by_customer')
+    refund.click('submit')
+    refund.click('approve')
+    Cron = Model.get('ir.cron')
+    create_refunds, = Cron.find([
+            ('method', '=', 'account.payment.stripe.refund|stripe_create')])
+    create_refunds.click('run_once')
+    assert handled(card.stripe)[-1] == ('charge.refunded', 204)
+
+    payment.reload()
+    first.reload()
+    second.reload()
+    assert payment.state == 'succeeded'
+    assert payment.amount == Decimal('400.00')
+    assert first.state == 'paid', "the oldest invoice stays paid"
+    assert second.state == 'posted'
+    assert second.amount_to_pay == Decimal('100.00')
+    line, = second.payment_lines
+    assert line.credit == Decimal('100.00') and not line.reconciliation
+    moves = clearing_moves(payment)
+    assert len(moves) == 2, "the first booking and the one of 400.00"
+    assert all(m.state == 'posted' for m in moves)
+    assert card.stripe.redeliver('charge.refunded') == 204
+    assert len(clearing_moves(payment)) == 2, "refunded once"

@@ -250,25 +250,25 @@ class Payment(metaclass=PoolMeta):
         Invoice = pool.get('account.invoice')
         Line = pool.get('account.move.line')
         Allocation = pool.get('account.payment.allocation')
+        lines = [l for p in payments for l in p.clearing_move.lines
+            if isinstance(l.origin, Allocation) and not l.reconciliation]
+        # Undoing an earlier booking of the payment (a refund) reopened its
+        # invoices in a queued task: their state must be read now.
+        Invoice.process(list({l.origin.invoice for l in lines}))
         to_reconcile, to_add = [], defaultdict(list)
-        for payment in payments:
-            for line in payment.clearing_move.lines:
-                allocation = line.origin
-                if (not isinstance(allocation, Allocation)
-                        or line.reconciliation):
-                    continue
-                invoice = allocation.invoice
-                if invoice.state != 'posted':
-                    continue
-                open_lines = [l for l in (
-                        invoice.lines_to_pay + invoice.payment_lines)
-                    if not l.reconciliation]
-                left = sum(invoice.amount_of(l) for l in open_lines)
-                paid = -invoice.amount_of(line)
-                if paid == left:
-                    to_reconcile.append(open_lines + [line])
-                elif paid < left:
-                    to_add[invoice].append(line)
+        for line in Line.browse([l.id for l in lines]):
+            invoice = line.origin.invoice
+            if invoice.state != 'posted':
+                continue
+            open_lines = [l for l in (
+                    invoice.lines_to_pay + invoice.payment_lines)
+                if not l.reconciliation]
+            left = sum(invoice.amount_of(l) for l in open_lines)
+            paid = -invoice.amount_of(line)
+            if paid == left:
+                to_reconcile.append(open_lines + [line])
+            elif paid < left:
+                to_add[invoice].append(line)
         Invoice.add_payment_lines(to_add)
         Line.reconcile(*to_reconcile)
 
