@@ -255,7 +255,8 @@ def test_session_expiry(garages, client, root, portal_config):
 
 
 def reset_link(message):
-    return re.search(r'http://localhost(/[^"\s]+/portal/reset/\w+\?email=\S+?)"',
+    return re.search(
+        r'http://localhost(/[^"\s]+/portal/reset/\w+\?email=\S+?)"',
         body_of(message, 'html')).group(1)
 
 

@@ -93,11 +93,15 @@ def login_link(request, pool, portal, token):
     if used:
         return link_used(portal)
     if request.method == 'GET':
-        with Transaction().set_context(
-                language=party.lang.code if party.lang else 'en'):
-            return portal.render('link_confirm.html', party=party)
+        return portal.render('link_confirm.html', party=party)
     user = User.portal_user(party)
-    if not UsedLink.consume(token, party, user):
+    try:
+        consumed = UsedLink.consume(token, party, user)
+    except UserError:
+        # Another click of the same link won the unique hash meanwhile.
+        Transaction().rollback()
+        consumed = False
+    if not consumed:
         return link_used(portal)
     portal.login(user)
     return portal.redirect()
