@@ -581,3 +581,16 @@ def test_portal_notice_banner_once(garages, client, root, mailbox):
     final.reload()
     assert final.portal_read_at
     assert 'data-notice' not in text(client.get(root))
+
+
+def test_amounts_and_dates_in_the_customers_language(tryton_portal, client,
+        root):
+    party = make_customer("Garage Dupont", 'dupont@garage.example',
+        lang='fr')
+    invoice = make_invoice(tryton_portal, party, '1250.00', INVOICE_DATE)
+    make_portal_user(party, 'dupont@garage.example')
+    log_in(client, root, 'dupont@garage.example')
+    row = re.search(rf'<tr data-invoice="{invoice.id}".*?</tr>',
+        text(client.get(root)), re.S).group(0)
+    assert re.search(r'>1\s250,00\s\$<', row), "French grouping and comma"
+    assert f'>01.04.{YEAR}<' in row, "the due date in Tryton's French format"

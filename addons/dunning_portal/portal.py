@@ -118,8 +118,14 @@ class Portal:
 
     @property
     def lang(self):
-        if self.party and self.party.lang:
-            return self.party.lang.code
+        "The code of the customer's language, which is set per company"
+        if self.party:
+            Party = self.pool.get('party.party')
+            with Transaction().set_context(
+                    company=self.company.id if self.company else None):
+                party = Party(self.party.id)
+                if party.lang:
+                    return party.lang.code
         return 'en'
 
     @cached_property
