@@ -412,9 +412,14 @@ def portal_rules():
 def test_other_customers_records_are_404(garages, client, root):
     "Garage Lenoir tries Garage Martin's ids on every portal route"
     martin = garages['martin']
+    run_dunning(day(10))
+    Message = Model.get('account.dunning.message')
+    notice, = Message.find([
+            ('party', '=', martin.id), ('channel', '=', 'portal')])
     theirs = {
         'invoice_id': [garages['martin_open'].id, garages['martin_paid'].id],
         'line_id': [payment_line(martin).id],
+        'message_id': [notice.id],
         }
     log_in(client, root, 'lenoir@garage.example')
     token = csrf(client, root + 'preferences')
@@ -452,6 +457,8 @@ def test_other_customers_records_are_404(garages, client, root):
     assert tried >= 5
     Dunning = Model.get('account.dunning')
     assert not Dunning.find([('blocked', '=', True)]), "nothing disputed"
+    notice.reload()
+    assert not notice.portal_read_at, "nor their notice read"
 
 
 def test_dispute_blocks_dunning_and_tells_accountant(tryton_portal, client,

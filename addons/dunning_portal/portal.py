@@ -116,7 +116,7 @@ class Portal:
         companies = Company.search([], order=[('id', 'ASC')], limit=1)
         return companies[0] if companies else None
 
-    @property
+    @cached_property
     def lang(self):
         "The code of the customer's language, which is set per company"
         if self.party:
