@@ -5,6 +5,7 @@
 #   make demo                 demo database + trytond/sao on http://localhost:8000
 #   make test [DB=postgresql] run all test suites (default DB=sqlite)
 #   make bench [N=10000]      run the benchmark
+#   make bench-portal [N=10000] 50 customers on the portal's pages (PostgreSQL)
 #   make clean                remove var/ and .venv/
 
 PYTHON ?= python3
@@ -16,7 +17,7 @@ DB ?= sqlite
 N  ?= 10000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sao demo test bench clean
+.PHONY: help venv sao demo test bench bench-portal clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -41,6 +42,9 @@ test: venv
 
 bench: venv
 	$(PY) -O bench/run.py --n $(N)
+
+bench-portal: venv
+	$(PY) -O bench/portal.py --n $(N)
 
 clean:
 	rm -rf var $(VENV)
