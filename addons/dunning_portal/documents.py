@@ -331,6 +331,7 @@ class InvoiceReport(DocumentReport):
         context = super().get_context(records, header, data)
         context['payment_instructions'] = (
             Configuration(1).dunning_payment_instructions)
+        context['price_digits'] = price_digits
         return context
 
 
@@ -350,6 +351,12 @@ class ReceiptReport(DocumentReport):
         context['paid'] = {line_id: [by_id[i] for i, _ in pairs]
             for line_id, pairs in paid.items()}
         return context
+
+
+def price_digits(price, currency):
+    "The digits of a unit price: the currency's, more if it has them"
+    exponent = price.normalize().as_tuple().exponent if price else 0
+    return max(currency.digits, -exponent)
 
 
 def statement_period(data):
