@@ -16,6 +16,7 @@ statement PDF, served by trytond's WSGI application on PostgreSQL.
 
 Usage: python -O bench/portal.py [--n N] [--clients 50] [--seconds 30]
                                   [--processes 2] [--threads 16]
+                                  [--pages balance statement]
 """
 import argparse
 import datetime as dt
@@ -241,11 +242,12 @@ def serve_child(dbname, listener, threads):
 class Customer(threading.Thread):
     "A customer logged in to the portal, reading its pages in turn"
 
-    def __init__(self, root, email, period, until, start):
+    def __init__(self, root, email, period, until, start, pages=PAGES):
         super().__init__(daemon=True)
         self.root, self.email, self.period = root, email, period
         self.until, self.start_event = until, start
-        self.timings = {page: [] for page in PAGES}
+        self.pages = pages
+        self.timings = {page: [] for page in pages}
         self.errors = []
 
     def login(self):
@@ -270,7 +272,7 @@ class Customer(threading.Thread):
             }
         self.start_event.wait()
         while time.monotonic() < self.until[0]:
-            for page in PAGES:
+            for page in self.pages:
                 t0 = time.perf_counter()
                 try:
                     response = self.session.get(urls[page], timeout=120)
@@ -313,6 +315,8 @@ def main(argv=None):
         help="threads per server process (default %(default)s)")
     parser.add_argument('--statement-days', type=int, default=365,
         help="period of the statement (default %(default)s days)")
+    parser.add_argument('--pages', nargs='+', choices=PAGES, default=PAGES,
+        help="the pages each customer reads in turn (default: both)")
     parser.add_argument('--regenerate', action='store_true',
         help="rebuild the portal database even if it is current")
     parser.add_argument('--seed', type=int, default=7)
@@ -337,7 +341,7 @@ def main(argv=None):
         wait_listening(port)
         until = [float('inf')]
         start = threading.Event()
-        clients = [Customer(root, email, period, until, start)
+        clients = [Customer(root, email, period, until, start, args.pages)
             for email, _ in emails]
         t0 = time.perf_counter()
         for client in clients:
@@ -370,7 +374,7 @@ def main(argv=None):
         f"server and clients under python "
         f"{' '.join(interpreter_flags()) or '(no -O)'}", flush=True)
     results = {}
-    for page in PAGES:
+    for page in args.pages:
         timings = [t for c in clients for t in c.timings[page]]
         errors = [e for c in clients for e in c.errors if e[0] == page]
         results[page] = {
