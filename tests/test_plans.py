@@ -135,6 +135,33 @@ def bodies(mailbox, address):
     return [body_of(m) for m in mailbox.messages if address in m['To']]
 
 
+def discounted_invoice(world, party, amount, invoice_date):
+    """A posted invoice due 30 days after its date, 2 % off when paid
+    within 60 days"""
+    Configuration = Model.get('account.configuration')
+    Journal = Model.get('account.journal')
+    PaymentTerm = Model.get('account.invoice.payment_term')
+    Invoice = Model.get('account.invoice')
+    configuration = Configuration(1)
+    configuration.early_discount_account = world['accounts']['expense']
+    configuration.early_discount_journal, = Journal.find(
+        [('code', '=', 'MISC')])
+    configuration.save()
+    term = PaymentTerm(name="2 % within 60 days, net 30")
+    term.early_discount_rate = Decimal('0.02')
+    term.early_discount_days = 60
+    term.lines.new(type='remainder').relativedeltas.new(days=30)
+    term.save()
+    invoice = Invoice(type='out', party=party, invoice_date=invoice_date,
+        payment_term=term)
+    line = invoice.lines.new()
+    line.product = world['product']
+    line.quantity = 1
+    line.unit_price = Decimal(amount)
+    invoice.click('post')
+    return invoice
+
+
 @pytest.fixture
 def policy(tryton_portal):
     "Plans allowed on the shipped policy, with its other default limits"
@@ -276,7 +303,7 @@ def test_policy_limits_are_checked_and_refusals_change_nothing(
     garage = Customer(world, 'lenoir@garage.example')
     martin = make_customer("Garage Martin", 'martin@garage.example')
     make_portal_user(martin, 'martin@garage.example')
-    martin_invoice = make_invoice(world, martin, '6000.00', days(-40))
+    martin_invoice = discounted_invoice(world, martin, '6000.00', days(-40))
     lines = [(l.id, l.maturity_date, l.debit) for l in open_lines(party)]
     kinds = audit_kinds(party)
 
@@ -339,6 +366,10 @@ def test_policy_limits_are_checked_and_refusals_change_nothing(
     other = Customer(world, 'martin@garage.example')
     preview = other.preview([martin_invoice], count=3, frequency='month')
     assert "start once an accountant approves them" in text(preview)
+    discount, = re.findall(r'<p class="note" data-discount>([^<]+)</p>',
+        text(preview))
+    assert "early-payment discount" in discount
+    assert "5,880.00" in discount and "120.00" in discount, discount
     accepted = other.accept(preview)
     assert accepted.status_code == 303
     plan, = Plan.find([])
@@ -361,4 +392,7 @@ def test_policy_limits_are_checked_and_refusals_change_nothing(
     assert theirs.status_code == missing.status_code == 404
     assert text(theirs) == text(missing)
     assert "Garage Martin" not in text(theirs)
-    assert str(martin_invoice.number) not in text(garage.get('plans'))
+    listed = text(garage.get('plans'))
+    assert "You have no payment plan" in listed
+    assert f'plans/{plan.id}"' not in listed
+    assert f'plans/{plan.id}"' in text(other.get('plans'))

@@ -256,34 +256,34 @@ class Plan(Workflow, ModelSQL, ModelView):
         invoices = {i: {'id': i, 'number': n, 'currency': c, 'lines': {},
                 'amount': Decimal(0), 'maturity_date': None}
             for i, n, c in cursor}
-        if not invoices:
-            return {}, {}
-        to_pay = Invoice._query_lines_to_pay(list(invoices))
-        cursor.execute(*to_pay.join(line,
-                condition=line.id == to_pay.line).select(
-                to_pay.invoice, line.id, line.maturity_date, line.debit,
-                line.credit, line.second_currency,
-                line.amount_second_currency,
-                where=to_pay.reconciliation == Null))
-        for (invoice_id, line_id, maturity, debit, credit, second,
-                second_amount) in cursor:
-            info = invoices[invoice_id]
-            info['lines'][line_id] = line_amount(
-                info['currency'], debit, credit, second, second_amount)
-            if maturity and (not info['maturity_date']
-                    or maturity < info['maturity_date']):
-                info['maturity_date'] = maturity
-        cursor.execute(*relation.join(line,
-                condition=line.id == relation.line).select(
-                relation.invoice, line.id, line.debit, line.credit,
-                line.second_currency, line.amount_second_currency,
-                where=in_(relation.invoice, list(invoices))
-                & (line.reconciliation == Null)))
-        for invoice_id, line_id, debit, credit, second, second_amount in (
-                cursor):
-            info = invoices[invoice_id]
-            info['lines'][line_id] = line_amount(
-                info['currency'], debit, credit, second, second_amount)
+        for sub in chunks(list(invoices)):
+            # Tryton's lines to pay: those of rescheduled invoices too.
+            to_pay = Invoice._query_lines_to_pay(sub)
+            cursor.execute(*to_pay.join(line,
+                    condition=line.id == to_pay.line).select(
+                    to_pay.invoice, line.id, line.maturity_date, line.debit,
+                    line.credit, line.second_currency,
+                    line.amount_second_currency,
+                    where=to_pay.reconciliation == Null))
+            for (invoice_id, line_id, maturity, debit, credit, second,
+                    second_amount) in cursor:
+                info = invoices[invoice_id]
+                info['lines'][line_id] = line_amount(
+                    info['currency'], debit, credit, second, second_amount)
+                if maturity and (not info['maturity_date']
+                        or maturity < info['maturity_date']):
+                    info['maturity_date'] = maturity
+            cursor.execute(*relation.join(line,
+                    condition=line.id == relation.line).select(
+                    relation.invoice, line.id, line.debit, line.credit,
+                    line.second_currency, line.amount_second_currency,
+                    where=in_(relation.invoice, sub)
+                    & (line.reconciliation == Null)))
+            for invoice_id, line_id, debit, credit, second, second_amount in (
+                    cursor):
+                info = invoices[invoice_id]
+                info['lines'][line_id] = line_amount(
+                    info['currency'], debit, credit, second, second_amount)
 
         line_ids = [l for i in invoices.values() for l in i['lines']]
         disputed, processing = set(), set()
@@ -711,7 +711,7 @@ class Plan(Workflow, ModelSQL, ModelView):
             Message.create(messages)
 
     @classmethod
-    def plan_facts(cls, company, party_ids, date, start, procedures):
+    def plan_facts(cls, company, party_ids, date, start):
         """Return ({line id: plan}, {party id: count}) as the run's
         ``load_plans`` does: the open lines of the parties' plans, paused
         while the plan holds them or back at the plan's level once it
@@ -721,9 +721,9 @@ class Plan(Workflow, ModelSQL, ModelView):
         dry run decides what the run will.
         """
         pool = Pool()
+        Procedure = pool.get('account.dunning.procedure')
         plan = cls.__table__()
         instalment = pool.get('account.dunning.plan.instalment').__table__()
-        counted = pool.get('account.dunning.plan.instalment').__table__()
         relation = pool.get(
             'account.dunning.plan.instalment-account.move.line').__table__()
         plan_line = pool.get('account.dunning.plan.line').__table__()
@@ -732,34 +732,38 @@ class Plan(Workflow, ModelSQL, ModelView):
         cursor = Transaction().connection.cursor()
         mine = (plan.company == company.id) & in_(plan.party, party_ids)
 
-        sizes = counted.select(counted.plan, Count(counted.id).as_('size'),
-            group_by=[counted.plan])
         cursor.execute(*plan
             .join(instalment, condition=instalment.plan == plan.id)
-            .join(sizes, condition=sizes.plan == plan.id)
             .join(relation, condition=relation.instalment == instalment.id)
             .join(line, condition=line.id == relation.line)
             .join(invoice, 'LEFT', condition=invoice.id == relation.invoice)
             .select(plan.id, plan.party, plan.state, plan.procedure,
-                plan.resume_level, instalment.number, sizes.size,
-                instalment.date, line.id, invoice.number,
+                plan.resume_level, instalment.number, instalment.date,
+                line.id, invoice.number,
                 where=mine & plan.state.in_(['active', 'broken'])
                 & (line.reconciliation == Null)))
         rows = cursor.fetchall()
-        unpaid = defaultdict(set)
+        unpaid, sizes = defaultdict(set), {}
         for row in rows:
-            unpaid[row[0]].add(row[7])
-        limits = {procedure_id: procedures[procedure_id].plan_limits
-            for procedure_id in {r[3] for r in rows}}
+            unpaid[row[0]].add(row[6])
+        for sub in chunks(sorted(unpaid)):
+            cursor.execute(*instalment.select(
+                    instalment.plan, Count(instalment.id),
+                    where=in_(instalment.plan, sub),
+                    group_by=[instalment.plan]))
+            sizes.update(cursor)
+        limits = {p.id: p.plan_limits
+            for p in Procedure.browse(list({r[3] for r in rows}))}
         breaking = {plan_id for plan_id, state, procedure_id in {
                 (r[0], r[2], r[3]) for r in rows}
             if state == 'active'
             and rules.broken(unpaid[plan_id], date, limits[procedure_id])}
         facts, broken = {}, defaultdict(int)
-        for (plan_id, party_id, state, _, resume_level, number, size, _,
-                line_id, invoice_number) in rows:
+        for (plan_id, party_id, state, _, resume_level, number, _, line_id,
+                invoice_number) in rows:
             label = gettext('dunning_portal.msg_plan_line_label',
-                invoice=invoice_number or '', number=number, count=size)
+                invoice=invoice_number or '', number=number,
+                count=sizes[plan_id])
             if state == 'active' and plan_id not in breaking:
                 facts[line_id] = {'paused': True, 'label': label}
             else:
@@ -932,4 +936,4 @@ class Run(metaclass=PoolMeta):
         pool = Pool()
         Plan = pool.get('account.dunning.plan')
         return Plan.plan_facts(company, party_ids, date,
-            cls.history_start(date, context), context['procedures'])
+            cls.history_start(date, context))
