@@ -349,6 +349,7 @@ def test_refused_amounts_create_nothing(card, tryton_portal):
         '12.345': "12.345 has more decimals than the currency",
         '0': "must be more than zero",
         'NaN': '"NaN" is not an amount',
+        '1,10,0': '"1,10,0" is not an amount',
         }
     for amount, message in refusals.items():
         page = browser.pay([first, second], amount=amount)

@@ -6,7 +6,8 @@ account_payment_stripe opened for the payment; Stripe reports the outcome
 to account_payment_stripe's webhook, which records the payment.
 """
 import json
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from http import HTTPStatus
 
 import stripe
@@ -26,6 +27,9 @@ from .pages import invoice_statuses, open_invoices
 from .portal import route
 
 STRIPE_JS = 'https://js.stripe.com/v3/'
+SEPARATORS = '.,'
+AMOUNT = re.compile(r'^-?\d+(\.\d+)?$')
+THOUSANDS = re.compile(r'^-?\d{1,3}([.,]\d{3})+$')
 REFUSALS = {
     NO_INVOICE: 'dunning_portal.msg_card_no_invoice',
     NOT_POSITIVE: 'dunning_portal.msg_card_amount_not_positive',
@@ -89,23 +93,35 @@ def read_ids(values):
 
 
 def read_amount(portal, text):
-    """The amount the customer typed, as they write numbers (1 234,56 in
-    French), None when empty; raise ValueError when it is not a number"""
-    lang = portal.lang_record
-    text = text.strip().replace('\N{NO-BREAK SPACE}', '').replace(
-        '\N{NARROW NO-BREAK SPACE}', '').replace(' ', '')
+    """The amount the customer typed, None when empty; raise ValueError
+    when it is not an amount. Read as people write money: 1,100.50,
+    1 100,50, 100,50; a lone separator before three digits groups
+    thousands when the customer's language groups them with it (1,100 is
+    1100.00 in English, 1.10 in French)."""
+    text = ''.join(text.split())
     if not text:
         return None
-    if lang.thousands_sep:
-        text = text.replace(lang.thousands_sep, '')
-    text = text.replace(lang.decimal_point, '.').replace(',', '.')
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
+    marks = [c for c in text if c in SEPARATORS]
+    grouping = portal.lang_record.thousands_sep
+    if len(set(marks)) == 2:
+        # 1,100.50 or 1.100,50: the last separator marks the decimals.
+        decimal = marks[-1]
+        thousands = SEPARATORS.replace(decimal, '')
+    elif len(marks) > 1 or (
+            marks and marks[0] == grouping and THOUSANDS.match(text)):
+        decimal, thousands = None, marks[0]
+    else:
+        decimal, thousands = (marks[0] if marks else None), None
+    if thousands:
+        whole = text.rpartition(decimal)[0] if decimal else text
+        if not THOUSANDS.match(whole):
+            raise ValueError(text)
+        text = text.replace(thousands, '')
+    if decimal:
+        text = text.replace(decimal, '.')
+    if not AMOUNT.match(text):
         raise ValueError(text)
-    if not amount.is_finite():
-        raise ValueError(text)
-    return amount
+    return Decimal(text)
 
 
 def customer_invoices(pool, portal, ids):

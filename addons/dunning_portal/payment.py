@@ -26,7 +26,7 @@ from trytond.modules.currency.fields import Monetary
 from trytond.modules.dunning_advanced.engine.allocation import Due, spread
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
-from trytond.transaction import Transaction, without_check_access
+from trytond.transaction import without_check_access
 
 from . import live
 
