@@ -16,6 +16,9 @@ from conftest import YEAR, body_of, make_customer, make_invoice, run_dunning
 from portal_support import (  # noqa: F401
     DESKTOP, PASSWORD, PHONE, chromium, make_portal_user, portal_server,
     tryton_portal)
+# The balance page listens to Tryton's bus on PostgreSQL: the fixture stops
+# the listener, whose connection would keep the database from being dropped.
+from test_portal_browser import quick_updates  # noqa: F401
 
 INVOICE_DATE = dt.date(YEAR, 3, 2)
 DUE = dt.date(YEAR, 4, 1)
@@ -36,8 +39,8 @@ def tab_to(page, element_id, limit=15):
 
 @pytest.mark.parametrize('viewport', [DESKTOP, PHONE],
     ids=['desktop', 'phone'])
-def test_survey_and_statement(
-        tryton_portal, portal_server, chromium, mailbox, viewport):
+def test_survey_and_statement(tryton_portal, quick_updates,  # noqa: F811
+        portal_server, chromium, mailbox, viewport):
     world = tryton_portal
     Configuration = Model.get('account.configuration')
     configuration = Configuration(1)
