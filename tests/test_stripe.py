@@ -233,6 +233,8 @@ def test_pay_two_invoices_reconciled_once(card):
     for line_id in receipts:
         pdf = browser.get(f'payments/{line_id}/receipt.pdf')
         assert pdf.content[:5] == b'%PDF-'
+    survey, = re.findall(r'href="[^"]*/portal/(survey/[^"]+)"', done.text)
+    assert 'How easy was it to pay?' in browser.get(survey).text
 
     payment.reload()
     assert payment.state == 'succeeded'

@@ -25,6 +25,7 @@ from trytond.wsgi import app
 
 from .pages import invoice_statuses, open_invoices
 from .portal import route
+from .survey import survey_url
 
 STRIPE_JS = 'https://js.stripe.com/v3/'
 SEPARATORS = '.,'
@@ -245,4 +246,5 @@ def done(request, pool, portal, payment_id):
             if isinstance(l.origin, Allocation)]
     return portal.render('pay_done.html', payment=payment,
         receipts=receipts,
-        accepted=request.args.get('redirect_status') == 'succeeded')
+        accepted=request.args.get('redirect_status') == 'succeeded',
+        survey=survey_url(payment) if receipts else None)
