@@ -203,7 +203,16 @@ dirs=()
 for d in "${PYTEST_DIRS[@]}"; do
     if [ -d "$d" ]; then dirs+=("$d"); else log "skipping missing $d"; fi
 done
-if [ "${#dirs[@]}" -gt 0 ]; then
+if [ "${#dirs[@]}" -gt 0 ] && [ "$DB" = sqlite ]; then
+    run_part pytest "$PY" -m pytest -q -p no:cacheprovider \
+        -m 'not live_server' "${dirs[@]}"
+    # The portal's server threads share a database file, not memory.
+    live_path="$(mktemp -d)"
+    run_part pytest-live env TRYTOND_DATABASE__PATH="$live_path" \
+        DB_NAME=test_live "$PY" -m pytest -q -p no:cacheprovider \
+        -m live_server "${dirs[@]}"
+    rm -rf "$live_path"
+elif [ "${#dirs[@]}" -gt 0 ]; then
     run_part pytest "$PY" -m pytest -q -p no:cacheprovider "${dirs[@]}"
 else
     log "no pytest directories exist"

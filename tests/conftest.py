@@ -43,6 +43,15 @@ class Mailbox:
         return [m for m in self.messages if text in m['Subject']]
 
 
+def pytest_collection_modifyitems(items):
+    """Mark the tests served over HTTP by a server thread: on SQLite they
+    need a database file, which the server's threads share (an in-memory
+    database belongs to the thread that opened it)."""
+    for item in items:
+        if 'portal_server' in getattr(item, 'fixturenames', ()):
+            item.add_marker('live_server')
+
+
 @pytest.fixture
 def mailbox():
     handler = Mailbox()
