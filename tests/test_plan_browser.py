@@ -15,6 +15,9 @@ from conftest import make_customer, make_invoice
 from portal_support import (  # noqa: F401
     DESKTOP, PASSWORD, PHONE, chromium, make_portal_user, portal_server,
     tryton_portal)
+# The balance page follows payments on PostgreSQL's bus: its listener must
+# stop before the database is dropped.
+from test_portal_browser import quick_updates  # noqa: F401
 
 TODAY = dt.date.today()
 
@@ -22,7 +25,7 @@ TODAY = dt.date.today()
 @pytest.mark.parametrize('viewport', [DESKTOP, PHONE],
     ids=['desktop', 'phone'])
 def test_propose_and_accept_a_three_instalment_plan(
-        tryton_portal, portal_server, chromium, viewport):
+        tryton_portal, quick_updates, portal_server, chromium, viewport):
     world = tryton_portal
     world['procedure'].plan_allowed = True
     world['procedure'].save()

@@ -532,6 +532,12 @@ class Plan(Workflow, ModelSQL, ModelView):
         InstalmentLine = pool.get(
             'account.dunning.plan.instalment-account.move.line')
         Audit = pool.get('account.dunning.audit')
+        for plan in plans:
+            # Paid or rescheduled while the plan waited for approval.
+            if any(l.line.reconciliation for l in plan.lines):
+                raise ValidationError(gettext(
+                        'dunning_portal.msg_plan_lines_changed',
+                        plan=plan.rec_name))
         with without_check_access():
             links, moves, entries = cls._reschedule(plans)
             Move.post(moves)
