@@ -13,6 +13,7 @@ from http import HTTPStatus
 from urllib.parse import quote
 
 from sql import Literal, Null
+from sql.aggregate import Sum
 
 from trytond.i18n import gettext
 from trytond.model import ModelView, fields
@@ -204,22 +205,30 @@ def load_statements(company, party_ids, start, end):
     open_rows = []
     query = query.join(reconciliation, 'LEFT',
         condition=reconciliation.id == line.reconciliation)
+    open_at_end = (line.reconciliation == Null) | (reconciliation.date > end)
     for sub in chunks(party_ids):
+        parties = in_(line.party, sub)
+        cursor.execute(*query.select(
+                line.party, Sum(line.debit - line.credit),
+                where=where & parties & (move.date < start),
+                group_by=[line.party]))
+        for party_id, amount in cursor:
+            # SQLite sums as a float: the currency's rounding makes it exact.
+            openings[party_id] = company.currency.round(Decimal(str(amount)))
+        # The period's lines and, before it, only those still open at the end
         cursor.execute(*query.select(
                 line.id, line.party, move.id, move.date, move.number,
                 move.description, line.debit, line.credit,
                 line.maturity_date, invoice.id, invoice.number,
                 reconciliation.date,
-                where=where & in_(line.party, sub),
+                where=where & parties & ((move.date >= start) | open_at_end),
                 order_by=[move.date, move.id, line.id]))
         for (line_id, party_id, move_id, date, move_number, description,
                 debit, credit, maturity, invoice_id, number,
                 reconciled) in cursor:
             # Subtract in Python: SQLite would compute it as a float.
             amount = Decimal(debit) - Decimal(credit)
-            if date < start:
-                openings[party_id] += amount
-            else:
+            if date >= start:
                 movement = movements[party_id].setdefault(move_id, {
                         'date': date, 'invoice': invoice_id,
                         'reference': number or move_number or str(move_id),
