@@ -37,15 +37,18 @@ def interpreter_flags():
 
 
 def cpu_seconds():
+    "CPU of this process and of the processes it waited for (a split run)"
     import resource
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return sum(usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def peak_rss_mb():
     import resource
-    # Linux: ru_maxrss is in kilobytes
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Linux: ru_maxrss is in kilobytes; for children, the largest one's
+    return max(resource.getrusage(who).ru_maxrss
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
 
 
 # --------------------------------------------------------------------------
@@ -201,9 +204,9 @@ def print_side(result):
         f"(after pool init {result['rss_after_init_mb']:.0f} MB, "
         f"pool init {result['pool_init_s']:.1f} s, "
         f"child sys.flags.optimize={result['optimize']})", flush=True)
-    print(f"{side}: python CPU {result['cpu_s']:.1f} s of "
-        f"{result['seconds']:.1f} s wall (the rest is PostgreSQL and "
-        f"waiting); 1-min load average {result['loadavg'][0]} before, "
+    print(f"{side}: python CPU {result['cpu_s']:.1f} s in "
+        f"{result['seconds']:.1f} s wall (this process and those it forked; "
+        f"PostgreSQL's CPU is not in it); 1-min load average {result['loadavg'][0]} before, "
         f"{result['loadavg'][1]} after on {os.cpu_count()} CPUs", flush=True)
     if result.get('run_record'):
         print(f"{side}: run record: "
