@@ -210,6 +210,15 @@ def test_invoice_and_receipt(history):
         if l != credit_note]
     assert (first.credit, second.credit, last.credit) == (
         Decimal('60.00'), Decimal('100.00'), Decimal('80.00'))
+    # The payment history lists payments, each with a receipt that opens;
+    # the credit note is with the invoices.
+    page = client.get(f'{root}/payments').get_data(as_text=True)
+    receipts = re.findall(r'payments/(\d+)/receipt\.pdf', page)
+    assert str(second.id) in receipts
+    assert str(credit_note.id) not in receipts
+    assert all(client.get(f'{root}/payments/{line_id}/receipt.pdf')
+        .status_code == 200 for line_id in receipts)
+
     response = client.get(f'{root}/payments/{second.id}/receipt.pdf')
     assert response.status_code == 200
     assert response.mimetype == 'application/pdf'

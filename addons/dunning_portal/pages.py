@@ -311,10 +311,12 @@ def paid_invoices(request, pool, portal):
 
 def payment_lines(pool, portal, line_ids=None):
     """The customer's payments: credit lines of posted moves on receivable
-    accounts, newest first"""
+    accounts, newest first; a credit note's own lines are an invoice, listed
+    with the invoices"""
     Line = pool.get('account.move.line')
     line = Line.__table__()
     move = pool.get('account.move').__table__()
+    invoice = pool.get('account.invoice').__table__()
     account = pool.get('account.account').__table__()
     type_ = pool.get('account.account.type').__table__()
     journal = pool.get('account.journal').__table__()
@@ -323,7 +325,8 @@ def payment_lines(pool, portal, line_ids=None):
         & (account.company == portal.company.id)
         & (type_.receivable == Literal(True))
         & (move.state == 'posted')
-        & (line.credit > line.debit))
+        & (line.credit > line.debit)
+        & (invoice.id == Null))
     if line_ids is not None:
         where &= line.id.in_(line_ids)
     cursor.execute(*line
@@ -331,6 +334,7 @@ def payment_lines(pool, portal, line_ids=None):
         .join(account, condition=account.id == line.account)
         .join(type_, condition=type_.id == account.type)
         .join(journal, condition=journal.id == move.journal)
+        .join(invoice, 'LEFT', condition=invoice.move == line.move)
         .select(line.id, move.date, move.number, line.description,
             move.description, journal.id, line.debit, line.credit,
             line.reconciliation,
