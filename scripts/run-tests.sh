@@ -15,7 +15,7 @@
 #
 # Environment knobs:
 #   VENV          virtualenv to use (default: <repo>/.venv)
-#   PART_TIMEOUT  max seconds per part (default: 1500)
+#   PART_TIMEOUT  max seconds per part (default: 2400)
 #   PGHOST_TEST, PGPORT_TEST, PGUSER_TEST   PostgreSQL server for the
 #                 postgresql backend (default: 127.0.0.1, 5432, postgres)
 #
@@ -31,7 +31,7 @@ cd "$repo_root"
 
 VENV="${VENV:-$repo_root/.venv}"
 PY="$VENV/bin/python"
-PART_TIMEOUT="${PART_TIMEOUT:-1500}"
+PART_TIMEOUT="${PART_TIMEOUT:-2400}"
 
 # Our own test directories (missing ones are skipped).
 PYTEST_DIRS=(tests addons/dunning_advanced/tests addons/dunning_sms/tests
@@ -204,16 +204,16 @@ for d in "${PYTEST_DIRS[@]}"; do
     if [ -d "$d" ]; then dirs+=("$d"); else log "skipping missing $d"; fi
 done
 if [ "${#dirs[@]}" -gt 0 ] && [ "$DB" = sqlite ]; then
-    run_part pytest "$PY" -m pytest -q -p no:cacheprovider \
+    run_part pytest "$PY" -m pytest -q -p no:cacheprovider --durations=15 \
         -m 'not live_server' "${dirs[@]}"
     # The portal's server threads share a database file, not memory.
     live_path="$(mktemp -d)"
     run_part pytest-live env TRYTOND_DATABASE__PATH="$live_path" \
-        DB_NAME=test_live "$PY" -m pytest -q -p no:cacheprovider \
+        DB_NAME=test_live "$PY" -m pytest -q -p no:cacheprovider --durations=15 \
         -m live_server "${dirs[@]}"
     rm -rf "$live_path"
 elif [ "${#dirs[@]}" -gt 0 ]; then
-    run_part pytest "$PY" -m pytest -q -p no:cacheprovider "${dirs[@]}"
+    run_part pytest "$PY" -m pytest -q -p no:cacheprovider --durations=15 "${dirs[@]}"
 else
     log "no pytest directories exist"
     failed=$((failed + 1))
