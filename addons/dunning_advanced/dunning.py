@@ -1,8 +1,10 @@
 """The dunning queue and the daily run: load facts, decide, apply, send."""
 import datetime as dt
+import gc
 import multiprocessing
 import os
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from decimal import Decimal
 
 from sql import Literal, Null
@@ -28,6 +30,24 @@ from .compliance import country_zones
 from .segment import describe
 
 PROCESSING_PAYMENT_STATES = ('submitted', 'approved', 'processing')
+
+
+@contextmanager
+def collector_paused():
+    """Pause the cyclic garbage collector for one batch.
+
+    A batch allocates a few hundred thousand short-lived rows, facts and
+    decisions that form no cycles: the collections they would trigger only
+    walk them again and again, a sixth of the run's time. Reference counting
+    still frees them when the batch ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Dunning(metaclass=PoolMeta):
@@ -199,9 +219,11 @@ class Run(ModelSQL, ModelView):
             cls._execute_split(run, company, date, batches, context)
         else:
             for party_ids in batches:
-                facts, details = cls.load(company, date, party_ids, context)
-                decisions = cls.decide(facts, date, context)
-                run.count(run.apply(decisions, details, context))
+                with collector_paused():
+                    facts, details = cls.load(
+                        company, date, party_ids, context)
+                    decisions = cls.decide(facts, date, context)
+                    run.count(run.apply(decisions, details, context))
                 run.save()
                 cls._commit()
         run.state = 'done'
@@ -259,6 +281,10 @@ class Run(ModelSQL, ModelView):
             'facts': {key: context[key]
                 for key in ('policies', 'default_procedure', 'rules', 'now')},
             }
+        # A child's collections would write to every object it shares with
+        # this process, copying the pages of the whole pool: the objects
+        # alive now are left out of them.
+        gc.freeze()
         try:
             with multiprocessing.get_context('fork').Pool(
                     cls.processes()) as processes:
@@ -268,6 +294,7 @@ class Run(ModelSQL, ModelView):
                         _run_batch, list(batches)):
                     run.count(counts)
         finally:
+            gc.unfreeze()
             _split_run = None
         run.save()
         transaction.commit()
@@ -946,7 +973,7 @@ def _run_batch(party_ids):
     Company = pool.get('company.company')
     # The fork copied the parent's transaction: this one is new.
     with Transaction(new=True).start(job['database'], job['user'],
-            context=job['context']) as transaction:
+            context=job['context']) as transaction, collector_paused():
         company, date, context = (
             Company(job['company']), job['date'], job['facts'])
         facts, details = Run.load(company, date, party_ids, context)
