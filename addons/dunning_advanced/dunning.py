@@ -271,8 +271,9 @@ class Run(ModelSQL, ModelView):
     @staticmethod
     def processes():
         "How many processes run the batches: one per core by default"
-        return config.getint('dunning_advanced', 'run_processes',
-            default=os.cpu_count() or 1)
+        return Transaction().context.get('dunning_run_processes') or (
+            config.getint('dunning_advanced', 'run_processes',
+                default=os.cpu_count() or 1))
 
     @classmethod
     def _execute_split(cls, run, company, date, batches, context):
@@ -1042,7 +1043,10 @@ class RunDunning(Wizard):
             decisions, details = Run.dry_run(self.start.date)
             self.result.summary = Run.summarize(decisions, details)
         else:
-            run = Run.execute(self.start.date)
+            # A request's thread must not fork: another thread of the
+            # server may hold a lock the child would wait for forever.
+            with Transaction().set_context(dunning_run_processes=1):
+                run = Run.execute(self.start.date)
             self.result.summary = gettext(
                 'dunning_advanced.msg_run_done', parties=run.parties,
                 changes=run.changes, messages=run.messages,
