@@ -9,9 +9,13 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from http import HTTPStatus
+from pathlib import Path
 from urllib.parse import quote
 
+from genshi.core import Markup
+from genshi.template import MarkupTemplate
 from sql import Literal, Null
 from sql.aggregate import Sum
 
@@ -296,8 +300,30 @@ def load_statements(company, party_ids, start, end):
     return statements
 
 
+REPORTS = Path(__file__).parent / 'report'
+
+
+@cache
+def document_style():
+    "The page, letterhead and tables of the three documents"
+    return Markup((REPORTS / 'document.css').read_text())
+
+
+@cache
+def letterhead_template():
+    path = REPORTS / 'letterhead.html'
+    return MarkupTemplate(path.read_text(), filepath=str(path))
+
+
+def letterhead(company, tax_identifier, party, address):
+    "The company's heading over the addressee, as the three documents open"
+    return letterhead_template().generate(company=company,
+        tax_identifier=tax_identifier, party=party, address=address)
+
+
 class DocumentReport(Report):
-    "What the three documents share: the company, the language, money"
+    """What the three documents share: the company, the language, money,
+    the style and the letterhead"""
 
     @classmethod
     def get_context(cls, records, header, data):
@@ -312,6 +338,8 @@ class DocumentReport(Report):
         context['lang'] = lang
         context['money'] = lambda amount, lang=lang: lang.currency(
             amount, company.currency, grouping=True)
+        context['document_style'] = document_style()
+        context['letterhead'] = letterhead
         return context
 
 
