@@ -8,7 +8,8 @@
 #           addons/dunning_sms/tests/ and addons/dunning_portal/tests/
 #   tryton  Tryton's own test suites of the standard modules we build on,
 #           unchanged, run with unittest so that their scenario_*.rst
-#           doctests (collected by load_tests) are included
+#           doctests (collected by load_tests) are included; on PostgreSQL
+#           beside the pytest part, on a database of its own
 #
 # The last line printed is always "N passed, M failed" (N, M count parts);
 # the exit status is non-zero if any part failed.
@@ -19,7 +20,8 @@
 #   PGHOST_TEST, PGPORT_TEST, PGUSER_TEST   PostgreSQL server for the
 #                 postgresql backend (default: 127.0.0.1, 5432, postgres)
 #
-# PostgreSQL runs use a throw-away database test_dunning_<pid> plus Tryton's
+# PostgreSQL runs use throw-away databases test_dunning_<pid> (and
+# test_dunning_<pid>_standard for Tryton's suites) plus Tryton's
 # template cache databases test-<hash>, all dropped at the end; concurrent
 # PostgreSQL runs against the same server wait for each other (flock on
 # ${TMPDIR:-/tmp}/tryton-dunning-tests-<host>-<port>.lock).
@@ -105,6 +107,7 @@ postgresql)
     pg_user="${PGUSER_TEST:-postgres}"
     export TRYTOND_DATABASE_URI="postgresql://${pg_user}@${pg_host}:${pg_port}/"
     export DB_NAME="test_dunning_$$"
+    standard_db_name="${DB_NAME}_standard"
     # Tryton's own test cache: every freshly activated database is kept as a
     # template database named "test-<40 hex>" and cloned (CREATE DATABASE
     # ... TEMPLATE) by later tests activating the same modules. Without it
@@ -133,9 +136,12 @@ postgresql)
     cleanup() {
         [ "$cleanup_done" = 1 ] && return 0
         cleanup_done=1
-        log "dropping database $DB_NAME and Tryton's test-<hash> cache databases"
-        psql_admin "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" \
-            || log "WARNING: could not drop database $DB_NAME"
+        log "dropping databases $DB_NAME, $standard_db_name and Tryton's test-<hash> cache databases"
+        local name
+        for name in "$DB_NAME" "$standard_db_name"; do
+            psql_admin "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" \
+                || log "WARNING: could not drop database $name"
+        done
         drop_cache_dbs
     }
     trap cleanup EXIT
@@ -170,9 +176,9 @@ esac
 
 log "backend=$DB TRYTOND_DATABASE_URI=$TRYTOND_DATABASE_URI DB_NAME=$DB_NAME DB_CACHE=${DB_CACHE:-<unset>}"
 
-passed=0
-failed=0
-results=()
+# One line per finished part, "PASS|FAIL  name (...)": a part run in the
+# background writes its line too.
+results_file="$(mktemp)"
 
 # run_part NAME COMMAND...: run with a time limit, record the outcome.
 run_part() {
@@ -185,45 +191,21 @@ run_part() {
     rc=$?
     local elapsed=$((SECONDS - start))
     if [ "$rc" -eq 0 ]; then
-        passed=$((passed + 1))
-        results+=("PASS  $name (${elapsed}s)")
+        echo "PASS  $name (${elapsed}s)" >> "$results_file"
     else
-        failed=$((failed + 1))
         local why="exit $rc"
         [ "$rc" -eq 124 ] && why="timed out after ${PART_TIMEOUT}s"
         [ "$rc" -eq 5 ] && why="exit 5: no tests collected"
-        results+=("FAIL  $name (${elapsed}s, $why)")
+        echo "FAIL  $name (${elapsed}s, $why)" >> "$results_file"
     fi
     log "---- part '$name' finished: rc=$rc in ${elapsed}s"
 }
 
-# Part a: our own tests (pytest). Exit code 5 (nothing collected) counts as
-# a failure like any other non-zero code.
-dirs=()
-for d in "${PYTEST_DIRS[@]}"; do
-    if [ -d "$d" ]; then dirs+=("$d"); else log "skipping missing $d"; fi
-done
-if [ "${#dirs[@]}" -gt 0 ] && [ "$DB" = sqlite ]; then
-    run_part pytest "$PY" -m pytest -q -p no:cacheprovider --durations=15 \
-        -m 'not live_server' "${dirs[@]}"
-    # The portal's server threads share a database file, not memory.
-    live_path="$(mktemp -d)"
-    run_part pytest-live env TRYTOND_DATABASE__PATH="$live_path" \
-        DB_NAME=test_live "$PY" -m pytest -q -p no:cacheprovider --durations=15 \
-        -m live_server "${dirs[@]}"
-    rm -rf "$live_path"
-elif [ "${#dirs[@]}" -gt 0 ]; then
-    run_part pytest "$PY" -m pytest -q -p no:cacheprovider --durations=15 "${dirs[@]}"
-else
-    log "no pytest directories exist"
-    failed=$((failed + 1))
-    results+=("FAIL  pytest (no test directories)")
-fi
-
-# Part b: Tryton's own suites. "python -m unittest trytond.modules.X.tests"
-# would load only the (empty) tests/__init__.py and run 0 tests, so name the
-# test_*.py modules explicitly; their load_tests hooks add the scenario .rst
-# doctests.
+# Part 'tryton': Tryton's own suites. "python -m unittest
+# trytond.modules.X.tests" would load only the (empty) tests/__init__.py and
+# run 0 tests, so name the test_*.py modules explicitly; their load_tests
+# hooks add the scenario .rst doctests.
+standard_pid=""
 if tryton_tests="$("$PY" - "${TRYTON_MODULES[@]}" <<'EOF'
 import importlib.util, pathlib, sys
 names = []
@@ -242,17 +224,58 @@ for module in sys.argv[1:]:
 print(' '.join(names))
 EOF
 )"; then
-    # shellcheck disable=SC2086
-    run_part tryton "$PY" -m unittest $tryton_tests
+    if [ "$DB" = postgresql ]; then
+        # Beside the pytest part, on a database of their own, their output
+        # kept apart and shown after it: the server does much of the work,
+        # so two parts at once end sooner than one after the other.
+        standard_log="$(mktemp)"
+        # shellcheck disable=SC2086
+        DB_NAME="$standard_db_name" run_part tryton \
+            "$PY" -m unittest $tryton_tests > "$standard_log" 2>&1 &
+        standard_pid=$!
+    else
+        # shellcheck disable=SC2086
+        run_part tryton "$PY" -m unittest $tryton_tests
+    fi
 else
     log "ERROR: cannot locate Tryton's test modules"
-    failed=$((failed + 1))
-    results+=("FAIL  tryton (test modules not found)")
+    echo "FAIL  tryton (test modules not found)" >> "$results_file"
+fi
+
+# Parts 'pytest' and, on SQLite, 'pytest-live': our own tests. Exit code 5
+# (nothing collected) counts as a failure like any other non-zero code.
+dirs=()
+for d in "${PYTEST_DIRS[@]}"; do
+    if [ -d "$d" ]; then dirs+=("$d"); else log "skipping missing $d"; fi
+done
+if [ "${#dirs[@]}" -gt 0 ] && [ "$DB" = sqlite ]; then
+    run_part pytest "$PY" -m pytest -q -p no:cacheprovider --durations=15 \
+        -m 'not live_server' "${dirs[@]}"
+    # The portal's server threads share a database file, not memory.
+    live_path="$(mktemp -d)"
+    run_part pytest-live env TRYTOND_DATABASE__PATH="$live_path" \
+        DB_NAME=test_live "$PY" -m pytest -q -p no:cacheprovider --durations=15 \
+        -m live_server "${dirs[@]}"
+    rm -rf "$live_path"
+elif [ "${#dirs[@]}" -gt 0 ]; then
+    run_part pytest "$PY" -m pytest -q -p no:cacheprovider --durations=15 "${dirs[@]}"
+else
+    log "no pytest directories exist"
+    echo "FAIL  pytest (no test directories)" >> "$results_file"
+fi
+
+if [ -n "$standard_pid" ]; then
+    wait "$standard_pid"
+    cat "$standard_log"
+    rm -f "$standard_log"
 fi
 
 cleanup
 
+passed="$(grep -c '^PASS' "$results_file")"
+failed="$(grep -c '^FAIL' "$results_file")"
 log "==== results ($DB)"
-for r in "${results[@]}"; do log "  $r"; done
+while read -r result; do log "  $result"; done < "$results_file"
+rm -f "$results_file"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
