@@ -37,7 +37,7 @@ sao:
 demo: venv sao
 	$(PY) demo/run_demo.py
 
-test: venv
+test: venv sao
 	scripts/run-tests.sh $(DB)
 
 bench: venv
