@@ -2,6 +2,7 @@
 ordering cannot order, whoever sells to it, until a member of the Dunning
 Override group lifts the block for a time, with a reason."""
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -88,6 +89,27 @@ def test_refusal_names_every_overdue_invoice(tryton, blocked):
             r.split(', due ')[1][:10], '%m/%d/%Y')), "oldest first"
     assert ('Only a member of the group "Dunning Override" can lift the '
         'block, for a time and with a reason: Administrator.') in message
+
+
+def test_refusal_in_the_sellers_language(tryton, blocked):
+    Lang = Model.get('ir.lang')
+    User = Model.get('res.user')
+    french, = Lang.find([('code', '=', 'fr')])
+    Lang.click([french], 'load_translations')
+    admin = User(1)
+    admin.language = french
+    admin.save()
+    set_user(1)
+    with pytest.raises(UserError) as refused:
+        quotation(tryton, blocked['party']).click('confirm')
+    message = str(refused.value)
+    invoice = blocked['overdue'][0]
+    assert ("Les nouvelles commandes de « Garage Dupont » sont suspendues"
+        in message)
+    assert re.search(rf"{re.escape(invoice.number)}, échéance 01\.04\.{YEAR} "
+        r": 1\s000,00\s\$", message)
+    assert ('Seul un membre du groupe « Levée des blocages de relance » peut '
+        'lever le blocage') in message
 
 
 def test_sales_user_cannot_confirm_a_copied_quotation(tryton, blocked):
