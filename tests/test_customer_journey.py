@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from proteus import Model
 
-from trytond.exceptions import UserWarning
+from trytond.exceptions import UserError
 
 from conftest import (
     YEAR, body_of, make_customer, make_invoice, pay, run_dunning)
@@ -97,12 +97,10 @@ def test_customer_journey(tryton, mailbox):
     assert "on hold" in mailbox.messages[-1]['Subject']
     garage.reload()
     assert garage.dunning_ordering_blocked
-    # The accountant belongs to the credit limit group: a warning to
-    # acknowledge, where a salesperson would get an error.
-    world['config'].skip_warning = False
-    with pytest.raises(UserWarning) as refused:
+    # Even the administrator, of the credit limit group, gets an error, not
+    # a warning to skip.
+    with pytest.raises(UserError) as refused:
         confirm_sale(world, garage)
-    world['config'].skip_warning = True
     assert invoice.number in str(refused.value)
     assert "on hold" in str(refused.value)
 

@@ -31,6 +31,7 @@ KINDS = [
     ('reward_proposed', "On-Time Reward Proposed"),
     ('consent_changed', "Consent Changed"),
     ('personal_data_erased', "Personal Data Erased"),
+    ('block_overridden', "Block Overridden"),
     ]
 
 

@@ -1,12 +1,8 @@
 """The party's dunning state, its contact for reminders and blocked ordering."""
 import secrets
 
-from trytond.i18n import gettext
 from trytond.model import fields
-from trytond.modules.account_credit_limit.exceptions import (
-    CreditLimitError, CreditLimitWarning)
-from trytond.pool import Pool, PoolMeta
-from trytond.transaction import Transaction
+from trytond.pool import PoolMeta
 
 
 class Party(metaclass=PoolMeta):
@@ -34,44 +30,6 @@ class Party(metaclass=PoolMeta):
                 'dunning_tasks', 'dunning_audit']:
             default.setdefault(name, None)
         return super().copy(parties, default=default)
-
-    def blocking_dunnings(self):
-        pool = Pool()
-        Dunning = pool.get('account.dunning')
-        return Dunning.search([
-                ('party', '=', self.id),
-                ('level.credit_limit', '=', True),
-                ('blocked', '!=', True),
-                ('state', '!=', 'draft'),
-                ], order=[('line.maturity_date', 'ASC')])
-
-    def check_credit_limit(self, amount, company, origin=None):
-        """Refuse new orders while a line sits at a level that blocks
-        ordering, naming the overdue invoices.
-
-        Tryton checks this only for parties with a credit limit amount; a
-        blocking level must stop every party.
-        """
-        pool = Pool()
-        ModelData = pool.get('ir.model.data')
-        User = pool.get('res.user')
-        Group = pool.get('res.group')
-        Warning = pool.get('res.user.warning')
-        if amount > 0 and (dunnings := self.blocking_dunnings()):
-            invoices = ', '.join(
-                getattr(d.line.move.origin, 'number', None)
-                or d.line.rec_name for d in dunnings)
-            message = gettext('dunning_advanced.msg_ordering_blocked',
-                party=self.rec_name, invoices=invoices)
-            user_id = Transaction().user
-            group = Group(ModelData.get_id(
-                    'account_credit_limit', 'group_credit_limit'))
-            if not (origin and user_id and group in User(user_id).groups):
-                raise CreditLimitError(message)
-            warning_name = Warning.format('dunning_ordering_blocked', [origin])
-            if Warning.check(warning_name):
-                raise CreditLimitWarning(warning_name, message)
-        super().check_credit_limit(amount, company, origin=origin)
 
 
 class ContactMechanism(metaclass=PoolMeta):

@@ -1,0 +1,11 @@
+"""The errors a user of dunning_advanced can meet."""
+from trytond.model.exceptions import ValidationError
+from trytond.modules.account_credit_limit.exceptions import CreditLimitError
+
+
+class OrderingBlockedError(CreditLimitError):
+    "An error, never a warning: only an override lifts the block"
+
+
+class BlockOverrideValidationError(ValidationError):
+    pass
