@@ -8,9 +8,10 @@ import pytest
 
 from trytond.modules.dunning_advanced.engine import (
     BLOCK_ORDERING, CALL_TASK, EMAIL, FIRM, FIRST_LATE, GENTLE, HIGH_RISK,
-    LETTER, NEUTRAL, NEW, NO_CONTACT_TASK, RELIABLE, REPEAT_LATE, SKIP_NOT_REACHED, Action,
-    Decisions, History, LevelChange, LevelRule, Message, OpenLine, PaidItem,
-    PartyFacts, Pin, Policy, SegmentRule, Skip, Thresholds, decide, next_level)
+    LETTER, NEUTRAL, NEW, NO_CONTACT_TASK, RELIABLE, REPEAT_LATE,
+    SKIP_NOT_REACHED, Action, Decisions, History, LevelChange, LevelRule,
+    Message, OpenLine, PaidItem, PartyFacts, Pin, Policy, SegmentRule, Skip,
+    Thresholds, decide, next_level)
 
 D = Decimal
 TODAY = dt.date(2026, 11, 24)
