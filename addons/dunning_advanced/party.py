@@ -13,8 +13,8 @@ class Party(metaclass=PoolMeta):
     __name__ = 'party.party'
     dunning_ordering_blocked = fields.Boolean(
         "Ordering Blocked", readonly=True,
-        help="New sales orders are refused while a line sits at a level "
-        "that blocks ordering.")
+        help="New sales orders are refused while a line sits at or past a "
+        "level that blocks ordering.")
     dunning_messages = fields.One2Many(
         'account.dunning.message', 'party', "Dunning Messages",
         readonly=True)
@@ -38,9 +38,13 @@ class Party(metaclass=PoolMeta):
     def blocking_dunnings(self):
         pool = Pool()
         Dunning = pool.get('account.dunning')
+        Procedure = pool.get('account.dunning.procedure')
+        # A line past the blocking level, at collections say, still blocks.
+        level_ids = sorted({level_id for procedure in Procedure.search([])
+                for level_id in procedure.blocking_level_ids})
         return Dunning.search([
                 ('party', '=', self.id),
-                ('level.credit_limit', '=', True),
+                ('level', 'in', level_ids),
                 ('blocked', '!=', True),
                 ('state', '!=', 'draft'),
                 ], order=[('line.maturity_date', 'ASC')])
