@@ -155,10 +155,14 @@ class Party(metaclass=PoolMeta):
     def blocking_dunnings(self):
         pool = Pool()
         Dunning = pool.get('account.dunning')
+        Procedure = pool.get('account.dunning.procedure')
         with without_check_access():
+            # A line past the blocking level, at collections say, still blocks.
+            level_ids = sorted({level_id for procedure in Procedure.search([])
+                    for level_id in procedure.blocking_level_ids})
             return Dunning.search([
                     ('party', '=', self.id),
-                    ('level.credit_limit', '=', True),
+                    ('level', 'in', level_ids),
                     ('blocked', '!=', True),
                     ('state', '!=', 'draft'),
                     ])

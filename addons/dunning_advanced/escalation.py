@@ -3,6 +3,7 @@ new orders, handing over to collections and tasks for accountants."""
 import csv
 import io
 from collections import defaultdict
+from decimal import Decimal
 
 from sql import Literal
 
@@ -34,16 +35,21 @@ class Escalation(Model):
     def _apply_fee(cls, run, actions, details, dunning_of, context):
         pool = Pool()
         Dunning = pool.get('account.dunning')
+        Level = pool.get('account.dunning.level')
         FeeDunningLevel = pool.get('account.dunning.fee.dunning_level')
         Audit = pool.get('account.dunning.audit')
+        # The level charging the fee, not the one the line sits at: a line
+        # that jumped levels is charged the fee of one it passed.
+        levels = {l.id: l for l in Level.browse(
+                sorted({a.level_id for a in actions}))}
         fees, entries = [], []
         for action in actions:
+            level = levels[action.level_id]
             dunnings = Dunning.browse([dunning_of[l] for l in action.line_ids])
             amount = 0
             for dunning in dunnings:
-                fee = FeeDunningLevel(dunning=dunning, level=dunning.level)
-                fee.amount, fee.currency = dunning.level.fee.get_amount(
-                    dunning)
+                fee = FeeDunningLevel(dunning=dunning, level=level)
+                fee.amount, fee.currency = level.fee.get_amount(dunning)
                 fees.append(fee)
                 amount += fee.amount
             entries.append(Audit.entry(FEE + '_posted',
@@ -115,14 +121,39 @@ class Escalation(Model):
 
     @classmethod
     def _apply_collection(cls, run, actions, details, dunning_of, context):
+        """Hand the lines over: a party has one open case, which the lines
+        join when it has one; the agency follows one debtor in one file."""
         pool = Pool()
         Collection = pool.get('account.dunning.collection')
         Audit = pool.get('account.dunning.audit')
-        cases = [Collection(company=run.company, party=a.party_id,
-                date=run.date, amount=a.amount, level=a.level_id,
-                dunnings=[dunning_of[l] for l in a.line_ids])
-            for a in actions]
-        Collection.save(cases)
+        lines = details['lines']
+        dunnings, amounts, levels = defaultdict(list), defaultdict(Decimal), {}
+        for action in actions:
+            dunnings[action.party_id].extend(
+                dunning_of.get(l) or lines[l]['dunning']
+                for l in action.line_ids)
+            amounts[action.party_id] += action.amount
+            levels.setdefault(action.party_id, action.level_id)
+        open_cases = {}
+        for case in Collection.search([
+                    ('company', '=', run.company.id),
+                    ('party', 'in', sorted(dunnings)),
+                    ('state', '=', 'open'),
+                    ], order=[('date', 'ASC'), ('id', 'ASC')]):
+            open_cases.setdefault(case.party.id, case)
+        Collection.save([Collection(company=run.company, party=party_id,
+                    date=run.date, amount=amounts[party_id],
+                    level=levels[party_id], dunnings=dunnings[party_id])
+                for party_id in sorted(dunnings)
+                if party_id not in open_cases])
+        joined = []
+        for party_id, case in open_cases.items():
+            joined.extend(([case], {
+                        'amount': case.amount + amounts[party_id],
+                        'dunnings': [('add', dunnings[party_id])],
+                        }))
+        if joined:
+            Collection.write(*joined)
         Audit.record([Audit.entry(COLLECTION, party=a.party_id,
                     level=a.level_id, lines=a.line_ids, amount=a.amount,
                     date=run.date)

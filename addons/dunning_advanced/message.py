@@ -378,9 +378,13 @@ class Message(ModelSQL, ModelView):
         """The engine's message this record was queued from, the next level
         told in the cadence of the party's segment"""
         lines = [d.line for d in self.dunnings]
+        # The message lists every overdue line of the party: the next level
+        # is the one the lines of its level reach next.
+        at_level = [d.line for d in self.dunnings
+            if d.level == self.level] or lines
         policy = context['policies'][self.level.procedure.id]
         next_level, next_date = next_level_of(policy, self.level.id,
-            min(l.maturity_date for l in lines),
+            min(l.maturity_date for l in at_level),
             segments.get(self.party.id))
         return EngineMessage(
             party_id=self.party.id, level_id=self.level.id,

@@ -9,8 +9,8 @@ class Party(metaclass=PoolMeta):
     __name__ = 'party.party'
     dunning_ordering_blocked = fields.Boolean(
         "Ordering Blocked", readonly=True,
-        help="New sales orders are refused while a line sits at a level "
-        "that blocks ordering.")
+        help="New sales orders are refused while a line sits at or past a "
+        "level that blocks ordering.")
     dunning_messages = fields.One2Many(
         'account.dunning.message', 'party', "Dunning Messages",
         readonly=True)

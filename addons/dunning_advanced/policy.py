@@ -9,7 +9,7 @@ from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval
 
-from .engine import LevelRule, Policy, Thresholds
+from .engine import LevelRule, Policy, Thresholds, blocking_level_ids
 from .segment import THRESHOLD_HELPS, THRESHOLDS
 
 
@@ -103,6 +103,11 @@ class Procedure(metaclass=PoolMeta):
                     'dunning_advanced.msg_interest_without_account',
                     procedure=self.rec_name))
 
+    @property
+    def blocking_level_ids(self):
+        "The levels at which a line keeps its party's ordering blocked"
+        return blocking_level_ids(self.to_policy())
+
     def to_policy(self, rounding=Decimal('0.01')):
         return Policy(
             procedure_id=self.id,
@@ -160,7 +165,7 @@ class Level(metaclass=PoolMeta):
         cls.credit_limit.string = "Block Ordering"
         cls.credit_limit.help = (
             "Refuse new sales orders of the party while it has a line at "
-            "this level.")
+            "this level or a later one.")
 
     @classmethod
     def get_channels(cls):

@@ -7,10 +7,11 @@ from decimal import Decimal
 import pytest
 
 from trytond.modules.dunning_advanced.engine import (
-    CALL_TASK, EMAIL, FIRM, FIRST_LATE, GENTLE, HIGH_RISK, LETTER, NEUTRAL,
-    NEW, NO_CONTACT_TASK, RELIABLE, REPEAT_LATE, SKIP_NOT_REACHED, Action,
-    Decisions, History, LevelChange, LevelRule, Message, OpenLine, PaidItem,
-    PartyFacts, Pin, Policy, SegmentRule, Skip, Thresholds, decide, next_level)
+    BLOCK_ORDERING, CALL_TASK, EMAIL, FIRM, FIRST_LATE, GENTLE, HIGH_RISK,
+    LETTER, NEUTRAL, NEW, NO_CONTACT_TASK, RELIABLE, REPEAT_LATE,
+    SKIP_NOT_REACHED, Action, Decisions, History, LevelChange, LevelRule,
+    Message, OpenLine, PaidItem, PartyFacts, Pin, Policy, SegmentRule, Skip,
+    Thresholds, decide, next_level)
 
 D = Decimal
 TODAY = dt.date(2026, 11, 24)
@@ -383,3 +384,24 @@ def test_preference_never_adds_a_channel_the_level_does_not_list():
         (FINAL.id, EMAIL, key(7, EMAIL, FINAL.id)),
         (FINAL.id, LETTER, key(7, LETTER, FINAL.id)),
         ]
+
+
+# Jumping levels
+
+def test_high_risk_party_first_seen_late_gets_one_firm_reminder():
+    """26 days late, a high risk party is past the +30 block shifted to +25:
+    one reminder of it on each channel, no call task of the +10 level it
+    jumped, ordering blocked."""
+    decisions = decide(
+        [party(HIGH_RISK_HISTORY, line(1, days_ago(26)), line(2, days_ago(6)),
+                reachable={SMS, EMAIL})], POLICIES, TODAY)
+
+    assert decisions.changes == (
+        LevelChange(1, 7, BLOCKED.id, None),
+        LevelChange(2, 7, FIRM_REMINDER.id, None),
+        )
+    assert [(m.level_id, m.channel, m.line_ids, m.tone)
+        for m in decisions.messages] == [
+        (BLOCKED.id, EMAIL, (1, 2), FIRM), (BLOCKED.id, LETTER, (1, 2), FIRM)]
+    assert decisions.actions == (Action(
+            7, BLOCK_ORDERING, BLOCKED.id, (1,), D('100.00')),)

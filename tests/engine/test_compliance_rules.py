@@ -179,7 +179,7 @@ def test_opted_out_gets_only_formal_notices_by_letter():
 
     no_address = PartyFacts(7, lines, reachable=frozenset({LETTER}))
     decisions = decide([no_address], {1: policy}, date)
-    assert [(m.level_id, m.channel) for m in decisions.messages] == [
-        (1, LETTER), (2, LETTER)]
+    assert [(m.level_id, m.channel, m.line_ids)
+        for m in decisions.messages] == [(2, LETTER, (1, 2))]
     assert [a.level_id for a in decisions.actions
-        if a.kind == NO_CONTACT_TASK] == [1, 2]
+        if a.kind == NO_CONTACT_TASK] == [2]

@@ -224,7 +224,7 @@ def test_plans_in_the_schedule_docstring():
         LevelChange(30, 9, 1, None), LevelChange(32, 9, 2, None))
     assert [(m.level_id, m.channel, m.line_ids)
         for m in decisions.messages] == [
-        (1, EMAIL, (30,)), (2, EMAIL, (32,)), (2, LETTER, (32,))]
+        (2, EMAIL, (30, 32)), (2, LETTER, (30, 32))]
     assert decisions.actions == ()
     assert decisions.skipped == (Skip(31, 9, SKIP_IN_PLAN),)
 

@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 
 from trytond.modules.dunning_advanced.engine import (
     BLOCK_ORDERING, CALL_TASK, COLLECTION, EMAIL, FEE, INTEREST, LETTER,
-    NO_CONTACT_TASK, SKIP_COVERED_BY_CREDIT, SKIP_DISPUTED, SKIP_NO_PROCEDURE,
-    SKIP_NOT_REACHED, SKIP_PAYMENT_PROCESSING, UNBLOCK_ORDERING, Action,
-    Decisions, LevelChange, LevelRule, Message, OpenLine, PartyFacts, Policy,
-    Skip, decide, next_level)
+    NO_CONTACT_TASK, RELIABLE, SKIP_COVERED_BY_CREDIT, SKIP_DISPUTED,
+    SKIP_NO_PROCEDURE, SKIP_NOT_REACHED, SKIP_PAYMENT_PROCESSING,
+    UNBLOCK_ORDERING, Action, Decisions, LevelChange, LevelRule, Message,
+    OpenLine, PartyFacts, Pin, Policy, SegmentRule, Skip, blocking_level_ids,
+    decide, next_level)
 
 D = Decimal
 TODAY = dt.date(2026, 11, 24)
@@ -54,29 +55,33 @@ def test_example_of_the_docstring():
     no_email = PartyFacts(8, (
             line(20, dt.date(2026, 11, 28), '60.00', party_id=8),
             ), ordering_blocked=True)
+    first_seen_late = PartyFacts(6, (
+            line(40, dt.date(2026, 8, 16), party_id=6),
+            ), ordering_blocked=True)
 
-    decisions = decide([no_email, acme], POLICIES, TODAY)
+    decisions = decide([no_email, acme, first_seen_late], POLICIES, TODAY)
 
     assert decisions == Decisions(
         changes=(
+            LevelChange(40, 6, 4, None),
             LevelChange(11, 7, 3, 2),
             LevelChange(12, 7, 2, None),
             LevelChange(13, 7, 1, None),
             LevelChange(20, 8, 1, None),
             ),
         messages=(
-            Message(7, 1, EMAIL, (13,), D('120.00'), TODAY, key(7, EMAIL, 1),
-                2, dt.date(2026, 12, 10)),
-            Message(7, 2, EMAIL, (12,), D('250.00'), TODAY, key(7, EMAIL, 2),
-                3, dt.date(2026, 12, 14)),
-            Message(7, 2, LETTER, (12,), D('250.00'), TODAY,
-                key(7, LETTER, 2), 3, dt.date(2026, 12, 14)),
-            Message(7, 3, LETTER, (11,), D('1000.00'), TODAY,
+            Message(6, 4, LETTER, (40,), D('100.00'), TODAY,
+                key(6, LETTER, 4)),
+            Message(7, 3, LETTER, (11, 12, 13), D('1370.00'), TODAY,
                 key(7, LETTER, 3), 4, dt.date(2026, 12, 24)),
             Message(8, 1, LETTER, (20,), D('60.00'), TODAY,
                 key(8, LETTER, 1), 2, dt.date(2026, 12, 8)),
             ),
         actions=(
+            Action(6, FEE, 2, (40,)),
+            Action(6, INTEREST, 3, (40,), D('2.19'), ((40, D('2.19')),)),
+            Action(6, COLLECTION, 4, (40,), D('100.00')),
+            Action(6, CALL_TASK, 4, (40,), D('100.00')),
             Action(7, FEE, 2, (12,)),
             Action(7, INTEREST, 3, (11,), D('6.58'), ((11, D('6.58')),)),
             Action(7, BLOCK_ORDERING, 3, (11,), D('1000.00')),
@@ -130,7 +135,95 @@ def test_long_overdue_line_goes_straight_to_the_last_reached_level():
     assert decisions.messages == (
         Message(7, LAST.id, LETTER, (1,), D('100.00'), TODAY,
             key(7, LETTER, LAST.id)),)
-    assert [a.kind for a in decisions.actions] == [COLLECTION, CALL_TASK]
+    assert [(a.kind, a.level_id) for a in decisions.actions] == [
+        (FEE, REMINDER.id), (INTEREST, NOTICE.id), (COLLECTION, LAST.id),
+        (CALL_TASK, LAST.id)]
+
+
+def test_one_reminder_at_the_highest_level_lists_every_overdue_line():
+    "Lines 4, 12 and 35 days late: one letter of the +30 notice for all."
+    party = PartyFacts(7, (
+            line(1, days_ago(12), '10.00'),
+            line(2, days_ago(35), '20.00'),
+            line(3, days_ago(4), '40.00', level_id=COURTESY.id),
+            line(4, days_ago(-3), '80.00'),
+            line(5, days_ago(50), '160.00', disputed=True),
+            ), reachable=frozenset({EMAIL}))
+
+    decisions = decide([party], POLICIES, TODAY)
+
+    assert decisions.changes == (
+        LevelChange(1, 7, REMINDER.id, None),
+        LevelChange(2, 7, NOTICE.id, None),
+        LevelChange(4, 7, COURTESY.id, None),
+        )
+    assert decisions.messages == (
+        Message(7, NOTICE.id, LETTER, (1, 2, 3, 4), D('150.00'), TODAY,
+            key(7, LETTER, NOTICE.id), LAST.id, days_ago(-25)),)
+    assert decisions.actions == (
+        Action(7, FEE, REMINDER.id, (1, 2)),
+        Action(7, INTEREST, NOTICE.id, (2,), D('0.15'), ((2, D('0.15')),)),
+        Action(7, BLOCK_ORDERING, NOTICE.id, (2,), D('20.00')),
+        )
+
+
+def test_jumping_levels_keeps_their_state_not_their_words():
+    "Straight to +60: one fee, interest and the block; one letter."
+    calls_at_reminder = Policy(1, (
+            COURTESY, replace(REMINDER, call_task=True),
+            replace(NOTICE, fee=True), replace(LAST, block_ordering=False)))
+
+    decisions = decide([PartyFacts(7, (line(1, days_ago(61)),),
+                reachable=frozenset({EMAIL}))], {1: calls_at_reminder}, TODAY)
+
+    assert [(m.level_id, m.channel) for m in decisions.messages] == [
+        (LAST.id, LETTER)]
+    assert decisions.actions == (
+        Action(7, FEE, NOTICE.id, (1,)),
+        Action(7, INTEREST, NOTICE.id, (1,), D('1.34'), ((1, D('1.34')),)),
+        Action(7, BLOCK_ORDERING, NOTICE.id, (1,), D('100.00')),
+        Action(7, COLLECTION, LAST.id, (1,), D('100.00')),
+        Action(7, CALL_TASK, LAST.id, (1,), D('100.00')),
+        )
+
+
+def test_levels_passed_on_an_earlier_run_charge_nothing_again():
+    at_notice = PartyFacts(7, (line(1, days_ago(61), level_id=NOTICE.id),),
+        ordering_blocked=True)
+
+    decisions = decide([at_notice], POLICIES, TODAY)
+
+    assert [(a.kind, a.level_id) for a in decisions.actions] == [
+        (COLLECTION, LAST.id), (CALL_TASK, LAST.id)]
+
+
+def test_a_level_the_segment_skips_charges_nothing_when_jumped():
+    no_reminder = {1: replace(POLICY, segments=(SegmentRule(
+                    RELIABLE, skipped_level_ids=frozenset({REMINDER.id})),))}
+    party = PartyFacts(7, (line(1, days_ago(31)),), pin=Pin(RELIABLE))
+
+    decisions = decide([party], no_reminder, TODAY)
+
+    assert FEE not in [a.kind for a in decisions.actions]
+
+
+def test_the_block_holds_at_levels_after_the_blocking_one():
+    "Handed over without a block of its own, the party still cannot order."
+    shipped_like = Policy(1, (
+            COURTESY, REMINDER, replace(NOTICE, interest_rate=None),
+            replace(LAST, block_ordering=False, call_task=False)))
+
+    first_seen = decide([PartyFacts(7, (line(1, days_ago(61)),))],
+        {1: shipped_like}, TODAY)
+    blocked_before = decide([PartyFacts(7, (
+                    line(1, days_ago(61), level_id=NOTICE.id),),
+                ordering_blocked=True)], {1: shipped_like}, TODAY)
+
+    assert [(a.kind, a.level_id) for a in first_seen.actions] == [
+        (FEE, REMINDER.id), (BLOCK_ORDERING, NOTICE.id),
+        (COLLECTION, LAST.id)]
+    assert [a.kind for a in blocked_before.actions] == [COLLECTION]
+    assert blocking_level_ids(shipped_like) == {NOTICE.id, LAST.id}
 
 
 def test_never_down_when_maturity_is_rescheduled():
@@ -269,9 +362,10 @@ def test_block_then_unblock_ordering():
             replace(l, disputed=True) for l in party.lines))
     unblocked = decide([disputed], POLICIES, TODAY + dt.timedelta(days=1))
 
-    assert [(a.kind, a.level_id) for a in blocked.actions] == [
-        (INTEREST, NOTICE.id), (BLOCK_ORDERING, NOTICE.id),
-        (COLLECTION, LAST.id), (CALL_TASK, LAST.id)]
+    assert [(a.kind, a.level_id, a.line_ids) for a in blocked.actions] == [
+        (FEE, REMINDER.id, (1, 2)), (INTEREST, NOTICE.id, (1, 2)),
+        (BLOCK_ORDERING, NOTICE.id, (1, 2)), (COLLECTION, LAST.id, (2,)),
+        (CALL_TASK, LAST.id, (1, 2))]
     assert party.ordering_blocked
     assert next_day == Decisions()
     assert unblocked == Decisions(
@@ -296,7 +390,7 @@ def test_settled_dispute_blocks_ordering_again():
     decisions = decide([party], POLICIES, TODAY)
 
     assert decisions == Decisions(
-        actions=(Action(7, BLOCK_ORDERING, NOTICE.id),))
+        actions=(Action(7, BLOCK_ORDERING, NOTICE.id, (1,), D('100.00')),))
 
 
 def test_party_without_lines_is_unblocked():
@@ -494,19 +588,31 @@ def test_nothing_for_disputed_or_processing_lines(scenario):
         for s in decisions.skipped if s.line_id in held)
 
 
+def height(policy_of, procedure_id, level_id):
+    level = {l.id: l for l in policy_of[procedure_id].levels}[level_id]
+    return level.offset_days, rank(policy_of, procedure_id, level_id)
+
+
 @settings(deadline=None)
 @given(scenarios())
-def test_messages_are_one_per_party_level_and_channel(scenario):
+def test_one_message_per_party_and_channel_at_its_highest_level(scenario):
     parties, policy_of = scenario
     lines = lines_by_id(parties)
 
     decisions = decide(parties, policy_of, TODAY)
 
-    counts = Counter(
-        (m.party_id, m.level_id, m.channel) for m in decisions.messages)
+    counts = Counter((m.party_id, m.channel) for m in decisions.messages)
     assert set(counts.values()) <= {1}
     assert len({m.key for m in decisions.messages}) == len(decisions.messages)
     for message in decisions.messages:
+        changed = [c for c in decisions.changes
+            if c.party_id == message.party_id]
+        highest = max(height(policy_of, lines[c.line_id].procedure_id,
+                c.level_id) for c in changed)
+        procedure_id = next(lines[c.line_id].procedure_id for c in changed
+            if c.level_id == message.level_id)
+        assert height(policy_of, procedure_id, message.level_id) == highest
+        assert {c.line_id for c in changed} <= set(message.line_ids)
         assert message.amount == sum(
             (lines[id].amount for id in message.line_ids), D(0))
         assert list(message.line_ids) == sorted(message.line_ids)
@@ -514,25 +620,58 @@ def test_messages_are_one_per_party_level_and_channel(scenario):
 
 @settings(deadline=None)
 @given(scenarios())
-def test_every_changed_line_is_in_exactly_one_group(scenario):
+def test_every_line_is_charged_once_for_the_levels_it_passed(scenario):
     parties, policy_of = scenario
-    levels = {l.id: l for p in policy_of.values() for l in p.levels}
+    lines = lines_by_id(parties)
 
     decisions = decide(parties, policy_of, TODAY)
 
-    changed = [c.line_id for c in decisions.changes]
-    assert len(changed) == len(set(changed))
-    groups = {}
-    for change in decisions.changes:
-        groups.setdefault((change.party_id, change.level_id), []).append(
-            change.line_id)
-    sent = {(m.party_id, m.level_id): m.line_ids for m in decisions.messages}
-    assert sent == {
-        group: tuple(sorted(line_ids))
-        for group, line_ids in groups.items() if levels[group[1]].channels}
-    for message in decisions.messages:
-        assert sent[message.party_id, message.level_id] == message.line_ids
-    for action in decisions.actions:
-        if action.line_ids:
-            assert action.line_ids == tuple(
-                sorted(groups[action.party_id, action.level_id]))
+    moved = {c.line_id: c for c in decisions.changes}
+    assert len(moved) == len(decisions.changes)
+    for kind in (FEE, INTEREST, COLLECTION):
+        charged = [l for a in decisions.actions if a.kind == kind
+            for l in a.line_ids]
+        assert len(charged) == len(set(charged))
+        for action in decisions.actions:
+            if action.kind != kind:
+                continue
+            for line_id in action.line_ids:
+                procedure_id = lines[line_id].procedure_id
+                change = moved[line_id]
+                assert rank(policy_of, procedure_id, change.previous_level_id
+                    ) < rank(policy_of, procedure_id, action.level_id
+                    ) <= rank(policy_of, procedure_id, change.level_id)
+
+
+@settings(deadline=None)
+@given(scenarios(), st.integers(1, 120))
+def test_ordering_blocked_while_a_line_sits_at_or_past_a_blocking_level(
+        scenario, later):
+    parties, policy_of = scenario
+
+    first = decide(parties, policy_of, TODAY)
+    parties = [apply(party, first) for party in parties]
+    second = decide(parties, policy_of, TODAY + dt.timedelta(days=later))
+    parties = [apply(party, second) for party in parties]
+
+    for party in parties:
+        assert party.ordering_blocked == any(
+            not l.disputed and l.procedure_id in policy_of
+            and l.level_id in blocking_level_ids(policy_of[l.procedure_id])
+            for l in party.lines)
+
+
+@settings(deadline=None)
+@given(scenarios())
+def test_no_level_charges_or_hands_over_a_line_twice_over_the_runs(
+        scenario):
+    parties, policy_of = scenario
+    charged = Counter()
+
+    for day in range(0, 130, 7):
+        decisions = decide(parties, policy_of, TODAY + dt.timedelta(days=day))
+        parties = [apply(party, decisions) for party in parties]
+        charged.update((a.kind, a.level_id, l) for a in decisions.actions
+            if a.kind in {FEE, INTEREST, COLLECTION} for l in a.line_ids)
+
+    assert set(charged.values()) <= {1}

@@ -10,7 +10,7 @@ from .model import (
     LevelChange, LevelRule, Message, OpenLine, PartyFacts, Policy, SegmentRule,
     Sent, Skip)
 from .money import interest, round_money
-from .schedule import Cadence, decide, next_level
+from .schedule import Cadence, blocking_level_ids, decide, next_level
 from .segment import (
     FIRST_LATE, HIGH_RISK, NEW, RELIABLE, REPEAT_LATE, RISK_ORDER, SEGMENTS,
     Classification, Figures, History, OverdueItem, PaidItem, Pin, Thresholds,
@@ -29,4 +29,4 @@ __all__ = [
     'SEGMENTS', 'Classification', 'Figures', 'History', 'OverdueItem',
     'PaidItem', 'Pin', 'Thresholds', 'classify', 'CAPPED', 'DEFAULT_CAPS',
     'QUIET_HOURS', 'Cap', 'QuietHours', 'Rules', 'Sent', 'next_allowed',
-    'plan']
+    'plan', 'blocking_level_ids']

@@ -170,10 +170,13 @@ class LevelChange:
 
 @dataclass(frozen=True)
 class Message:
-    """One reminder to send: one per party, level and channel.
+    """One reminder to send: one per party and channel on a run, of the
+    highest level the party's lines reached that day.
 
-    ``key`` is the idempotency key (party, channel, level, date) that the
-    database keeps unique.
+    ``line_ids`` are every overdue line of the party, whatever its level;
+    ``next_level_id`` and ``next_level_date`` tell when the lines of
+    ``level_id`` reach the next level. ``key`` is the idempotency key
+    (party, channel, level, date) that the database keeps unique.
     """
     party_id: int
     level_id: int

@@ -31,14 +31,25 @@ Decisions:
 - levels: line 11 goes from 2 to 3, line 12 to 2, lines 13 and 20 to 1.
   A line goes straight to the last level it reached, however late it is,
   and never goes down;
-- party 7 gets one reminder per level and channel, for all its lines there:
-  level 1 by e-mail for line 13 (120.00, level 2 on 2026-12-10),
-  level 2 by e-mail and by letter for line 12 (250.00, level 3 on 2026-12-14),
-  level 3 by letter for line 11 (1000.00, level 4 on 2026-12-24);
-- party 7 is charged a fee for line 12 and 6.58 of interest for line 11
-  (1000.00 at 8 % for 30 days), and its ordering is blocked;
+- party 7 gets one reminder, of level 3, the highest its lines reached
+  today, on the only channel of that level: a letter listing lines 11, 12
+  and 13 (1370.00), each with its own days late, announcing
+  level 4 on 2026-12-24 (line 11's). The level 1 and level 2 reminders of
+  lines 13 and 12 are not sent: the letter tells the customer more;
+- party 7 is charged a fee for line 12, which passed level 2 on its way,
+  and 6.58 of interest for line 11 (1000.00 at 8 % for 30 days), and its
+  ordering is blocked;
 - party 8 cannot be e-mailed: it gets level 1 by letter and a task to find a
-  contact; none of its lines sits at a blocking level, so ordering reopens.
+  contact; none of its lines sits at or past a level that blocks ordering,
+  so ordering reopens.
+
+A line seen first long after its due date passes several levels at once
+and gets what they leave in place: on the same run, party 6 owes only line
+40, 100.00 due on 2026-08-16 (100 days late), and already cannot order. It
+goes straight to level 4 and gets its letter alone, but also the fee of
+level 2 and the interest of level 3 (2.19), once each; it is handed over to
+collections, and a call task is created for level 4. Its ordering stays
+blocked, by level 3 and all levels after it.
 
 Payment plans: while a plan holds a line (``paused``), the line gets only the
 levels before its due date, even those its segment skips, so a courtesy
@@ -48,11 +59,13 @@ and sends it again, without a second fee. On the same run of 2026-11-24,
 party 9 owes:
 
     line  due         amount  plan
-    30    2026-11-30  300.00  kept       -> level 1 (courtesy), e-mail
+    30    2026-11-30  300.00  kept       -> level 1 (courtesy)
     31    2026-11-20  300.00  kept       -> nothing: paused once due
     32    2026-11-20  300.00  broken, was at level 2
-                                         -> level 2 by e-mail and letter,
-                                            no fee
+                                         -> level 2, no fee
+
+and gets one reminder of level 2, by e-mail and letter, for lines 30 and
+32: the instalment due soon is listed with the debt back from the plan.
 """
 import datetime as dt
 from collections import defaultdict
@@ -63,10 +76,12 @@ from decimal import Decimal
 from operator import attrgetter
 
 from .model import (
-    BLOCK_ORDERING, FEE, INTEREST, LETTER, LEVEL_ACTIONS, NO_CONTACT_TASK,
-    SKIP_COVERED_BY_CREDIT, SKIP_DISPUTED, SKIP_IN_PLAN, SKIP_NO_PROCEDURE,
-    SKIP_NOT_REACHED, SKIP_PAYMENT_PROCESSING, UNBLOCK_ORDERING, Action,
-    Decisions, LevelChange, NEUTRAL, LevelRule, Message, OpenLine, PartyFacts, Policy, Skip)
+    BLOCK_ORDERING, CALL_TASK, COLLECTION, FEE, INTEREST, LETTER,
+    LEVEL_ACTIONS, NO_CONTACT_TASK, SKIP_COVERED_BY_CREDIT, SKIP_DISPUTED,
+    SKIP_IN_PLAN, SKIP_NO_PROCEDURE, SKIP_NOT_REACHED,
+    SKIP_PAYMENT_PROCESSING, UNBLOCK_ORDERING, Action, Decisions,
+    LevelChange, NEUTRAL, LevelRule, Message, OpenLine, PartyFacts, Policy,
+    Skip)
 from .compliance import Rules, plan
 from .money import interest
 from .segment import Thresholds, classify
@@ -110,6 +125,14 @@ class Cadence:
     @cached_property
     def _positions(self) -> dict[int, int]:
         return {level.id: index for index, level in enumerate(self.levels)}
+
+    @cached_property
+    def block_rank(self) -> int | None:
+        """Position of the first level blocking ordering, None without one:
+        a line there or past it keeps ordering blocked
+        (``blocking_level_ids``)."""
+        return next((index for index, level in enumerate(self.levels)
+                if level.block_ordering), None)
 
     def rank(self, level_id: int | None) -> int:
         "Position of level_id; -1, before any level, when not there."
@@ -178,24 +201,26 @@ def next_level(
 
 @dataclass(frozen=True)
 class Group:
-    "The lines of one party that move to the same level today."
+    """The lines of one party that move to the same level today, and the
+    party's overdue lines its reminder lists."""
     party: PartyFacts
     policy: Policy
     cadence: Cadence
     rank: int
     lines: tuple[OpenLine, ...]
+    listed: tuple[OpenLine, ...] = ()
 
     @property
     def level(self) -> LevelRule:
         return self.cadence.levels[self.rank]
 
     @property
-    def line_ids(self) -> tuple[int, ...]:
-        return tuple(line.id for line in self.lines)
+    def listed_ids(self) -> tuple[int, ...]:
+        return tuple(line.id for line in self.listed)
 
     @property
-    def amount(self) -> Decimal:
-        return sum((line.amount for line in self.lines), Decimal(0))
+    def listed_amount(self) -> Decimal:
+        return sum((line.amount for line in self.listed), Decimal(0))
 
     @cached_property
     def reachable_channels(self) -> tuple[str, ...]:
@@ -238,6 +263,25 @@ def decide(
     """What the dunning run of date changes, sends and does, party by party,
     each party in the segment its history gives.
 
+    A party gets at most one reminder per channel and run: the one of the
+    highest level any of its lines reaches that day (``top_group``), listing
+    every overdue line of the party, each at its own level. The reminders
+    of the lower levels reached the same day are not sent: the customer
+    would read the same invoices twice, the later words contradicting the
+    earlier ones.
+
+    A line late enough to pass several levels at once (first seen 45 days
+    late) goes through them all in one run. What a level leaves in place
+    holds for the levels it passed (``passed_levels``): a fee and interest
+    are charged once per line, at the highest level passed that charges
+    them; the line is handed over to collections if it passed a collection
+    level; ordering is blocked while a line sits at or past a level that
+    blocks it (``blocking_level_ids``), so before or with the hand-over.
+    What a level only says or asks once is done for the level reached
+    alone: the messages, their warnings of the next level and the call
+    task of a level passed are left out, as the reminder of the level
+    reached tells the customer where the account stands now.
+
     With the company's compliance rules and the moment of the run, each
     message also gets the time it may go out and the pending messages it
     replaces (``compliance.plan``).
@@ -261,34 +305,30 @@ def decide(
             if procedure_id in policies}
         moves, party_skipped = move_lines(party, levels, date)
         skipped.extend(party_skipped)
-        grouped = defaultdict(list)
         for line, line_rank in moves.values():
             changes.append(LevelChange(
                     line.id, party.party_id,
                     levels[line.procedure_id].levels[line_rank].id,
                     line.level_id))
-            grouped[line_rank, line.procedure_id].append(line)
-        groups = sorted(
-            (Group(party, policies[procedure_id], levels[procedure_id],
-                    group_rank, tuple(sorted(lines, key=attrgetter('id'))))
-                for (group_rank, procedure_id), lines in grouped.items()),
-            key=lambda group: (
-                group.rank, group.level.id, group.policy.procedure_id))
-        party_actions, party_messages = [], []
-        blocked = party.ordering_blocked
-        for group in groups:
-            party_messages.extend(group_messages(group, date))
+        left_alone = {skip.line_id for skip in party_skipped}
+        listed = tuple(sorted(
+                (line for line in party.lines if line.id not in left_alone),
+                key=attrgetter('id')))
+        party_actions = charges(party, levels, moves, date, policies)
+        party_messages = []
+        top = top_group(party, policies, levels, moves, listed)
+        if top is not None:
+            party_messages = group_messages(top, date)
             party_actions.extend(
-                (group.rank, action)
-                for action in group_actions(group, date, block=not blocked))
-            blocked = blocked or group.level.block_ordering
+                (top.rank, action) for action in group_actions(top))
         blocking = blocking_level(party, levels, moves)
-        if blocking and not blocked:
-            # Nothing reached a blocking level today but a line sits at one,
-            # e.g. once its dispute is settled.
-            blocking_rank, level = blocking
+        if blocking and not party.ordering_blocked:
+            blocking_rank, level, holding = blocking
+            held = tuple(line for line in listed if line.id in holding)
             party_actions.append((blocking_rank, Action(
-                        party.party_id, BLOCK_ORDERING, level.id)))
+                        party.party_id, BLOCK_ORDERING, level.id,
+                        tuple(line.id for line in held),
+                        sum((line.amount for line in held), Decimal(0)))))
         elif not blocking and party.ordering_blocked:
             party_actions.append((UNRANKED, Action(
                         party.party_id, UNBLOCK_ORDERING, None)))
@@ -349,14 +389,102 @@ def move_lines(
     return moves, skipped
 
 
+def top_group(
+        party: PartyFacts, policies: Mapping[int, Policy],
+        levels: Mapping[int, Cadence],
+        moves: Mapping[int, tuple[OpenLine, int]],
+        listed: tuple[OpenLine, ...]) -> Group | None:
+    """The lines of party that reach the highest level today, the one its
+    reminder is of; None when no line moves.
+
+    Levels of different procedures compare by their days from the due
+    date, then by their place in their own procedure.
+    """
+    grouped = defaultdict(list)
+    for line, line_rank in moves.values():
+        grouped[line.procedure_id, line_rank].append(line)
+    if not grouped:
+        return None
+
+    def height(procedure_id, line_rank):
+        level = levels[procedure_id].levels[line_rank]
+        return level.offset_days, line_rank, level.id, procedure_id
+    procedure_id, line_rank = max(grouped, key=lambda k: height(*k))
+    return Group(party, policies[procedure_id], levels[procedure_id],
+        line_rank, tuple(sorted(
+                grouped[procedure_id, line_rank], key=attrgetter('id'))),
+        listed)
+
+
+def passed_levels(cadence: Cadence, line: OpenLine, line_rank: int
+        ) -> list[tuple[int, LevelRule]]:
+    """The levels line passes today on its way to line_rank, with their
+    rank: the one it reaches and those it jumps, but neither those its
+    segment skips nor those it passed before, or before its plan broke."""
+    start = max(cadence.rank(line.level_id),
+        cadence.rank(line.resume_level_id))
+    return [(index, cadence.levels[index])
+        for index in range(start + 1, line_rank + 1)
+        if index == line_rank
+        or cadence.levels[index].id not in cadence.skipped]
+
+
+def charges(
+        party: PartyFacts, levels: Mapping[int, Cadence],
+        moves: Mapping[int, tuple[OpenLine, int]], date: dt.date,
+        policies: Mapping[int, Policy]) -> list[tuple[int, Action]]:
+    """The fees, interest and hand-overs the moves of party bring, with the
+    rank of their level: each once per line, at the highest level it passed
+    today that has it."""
+    charged = defaultdict(list)
+    for line, line_rank in sorted(moves.values(),
+            key=lambda move: move[0].id):
+        line_cadence = levels[line.procedure_id]
+        passed = passed_levels(line_cadence, line, line_rank)
+        for kind, has in (
+                (FEE, attrgetter('fee')),
+                (INTEREST, lambda level: level.interest_rate is not None),
+                (COLLECTION, attrgetter('collection'))):
+            highest = max((index for index, level in passed if has(level)),
+                default=None)
+            if highest is not None:
+                charged[kind, line.procedure_id, highest].append(line)
+    actions = []
+    for (kind, procedure_id, index), lines in charged.items():
+        level = levels[procedure_id].levels[index]
+        line_ids = tuple(line.id for line in lines)
+        if kind == FEE:
+            action = Action(party.party_id, FEE, level.id, line_ids)
+        elif kind == INTEREST:
+            amounts = tuple(
+                (line.id, interest(
+                        line.amount, level.interest_rate,
+                        max(0, (date - line.maturity_date).days),
+                        policies[procedure_id].rounding))
+                for line in lines)
+            total = sum((amount for _, amount in amounts), Decimal(0))
+            if not total:
+                continue
+            action = Action(party.party_id, INTEREST, level.id, line_ids,
+                total, amounts)
+        else:
+            action = Action(party.party_id, kind, level.id, line_ids,
+                sum((line.amount for line in lines), Decimal(0)))
+        actions.append((index, action))
+    return actions
+
+
 def group_messages(group: Group, date: dt.date) -> list[Message]:
+    """The reminder of the party on each channel of group's level, listing
+    every overdue line of the party; the next level is the one group's
+    lines reach next."""
     level = group.level
     following, following_date = group.cadence.following(
         level.id, min(line.maturity_date for line in group.lines))
     return [
         Message(
             party_id=group.party.party_id, level_id=level.id, channel=channel,
-            line_ids=group.line_ids, amount=group.amount, date=date,
+            line_ids=group.listed_ids, amount=group.listed_amount, date=date,
             key=(f'{group.party.party_id}:{channel}:{level.id}:'
                 f'{date.isoformat()}'),
             next_level_id=following.id if following else None,
@@ -364,53 +492,53 @@ def group_messages(group: Group, date: dt.date) -> list[Message]:
         for channel in group.channels]
 
 
-def group_actions(group: Group, date: dt.date, block: bool) -> list[Action]:
+def group_actions(group: Group) -> list[Action]:
+    "The tasks that go with the party's reminder of group's level"
     party_id, level = group.party.party_id, group.level
     actions = []
-    for kind in level.actions:
-        if kind == FEE:
-            # A line back from a broken plan paid its fees up to there.
-            charged = tuple(line.id for line in group.lines
-                if group.cadence.rank(line.resume_level_id) < group.rank)
-            if charged:
-                actions.append(Action(party_id, FEE, level.id, charged))
-        elif kind == INTEREST:
-            amounts = tuple(
-                (line.id, interest(
-                        line.amount, level.interest_rate,
-                        max(0, (date - line.maturity_date).days),
-                        group.policy.rounding))
-                for line in group.lines)
-            total = sum((amount for _, amount in amounts), Decimal(0))
-            if total:
-                actions.append(Action(
-                        party_id, INTEREST, level.id, group.line_ids, total,
-                        amounts))
-        elif kind != BLOCK_ORDERING or block:
-            actions.append(Action(
-                    party_id, kind, level.id, group.line_ids, group.amount))
+    if level.call_task:
+        actions.append(Action(party_id, CALL_TASK, level.id,
+                group.listed_ids, group.listed_amount))
     if group.unreachable and not group.opted_out:
         actions.append(Action(
-                party_id, NO_CONTACT_TASK, level.id, group.line_ids,
-                group.amount))
+                party_id, NO_CONTACT_TASK, level.id, group.listed_ids,
+                group.listed_amount))
     return actions
+
+
+def blocking_level_ids(policy: Policy) -> frozenset[int]:
+    """The levels of policy at which a line keeps its party's ordering
+    blocked: the first one that blocks ordering and all after it, whatever
+    they do themselves (a party handed over to collections cannot order)
+    and whichever a segment skips (their order is the same for all)."""
+    levels = ordered_levels(policy)
+    first = next((index for index, level in enumerate(levels)
+            if level.block_ordering), len(levels))
+    return frozenset(level.id for level in levels[first:])
 
 
 def blocking_level(
         party: PartyFacts, levels: Mapping[int, Cadence],
         moves: Mapping[int, tuple[OpenLine, int]]
-        ) -> tuple[int, LevelRule] | None:
-    """The highest level blocking ordering where a line of party sits after
-    today's changes, with its rank; a disputed line does not block."""
-    placed = []
+        ) -> tuple[int, LevelRule, frozenset[int]] | None:
+    """The level whose block holds for party after today's changes, with
+    its rank and the lines holding it, those at or past it; a disputed line
+    does not block."""
+    holding, highest = set(), None
     for line in party.lines:
         line_cadence = levels.get(line.procedure_id)
-        if line_cadence is None:
+        if line_cadence is None or line.disputed:
             continue
         _, line_rank = moves.get(
             line.id, (line, line_cadence.rank(line.level_id)))
-        if (not line.disputed and line_rank >= 0
-                and line_cadence.levels[line_rank].block_ordering):
-            placed.append((line_rank, line_cadence.levels[line_rank]))
-    return max(placed, key=lambda ranked: (ranked[0], ranked[1].id),
-        default=None)
+        first = line_cadence.block_rank
+        if first is None or line_rank < first:
+            continue
+        holding.add(line.id)
+        place = (line_rank, line_cadence.levels[line_rank].id)
+        if highest is None or place > highest[0]:
+            highest = place, first, line_cadence.levels[first]
+    if highest is None:
+        return None
+    _, first, level = highest
+    return first, level, frozenset(holding)
