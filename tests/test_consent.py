@@ -2,6 +2,7 @@
 the next run does with it."""
 import datetime as dt
 import re
+from urllib.parse import quote
 
 import pytest
 from proteus import Model
@@ -185,14 +186,36 @@ def test_opt_out_link_refused(tryton, mailbox):
             secret, party.id, 'email', expires=yesterday),
         'unknown channel': sign_token(secret, party.id, 'fax'),
         }
+    cases['unknown party'] = sign_token(secret, 10 ** 6, 'email')
+    cases['not ASCII'] = token[:-1] + 'é'
+    statuses = {'expired token': 410, 'unknown channel': 404,
+        'unknown party': 404}
+    words = {
+        'malformed token': "This link is incomplete",
+        'bad signature': "This link was changed after we sent it",
+        'expired token': "This link has expired",
+        'unknown channel': "we cannot find",
+        'unknown party': "we cannot find",
+        'not ASCII': "This link was changed after we sent it",
+        }
     client = Client(wsgi_app())
     for reason, bad in cases.items():
         for method in [client.get, client.post]:
-            response = method(f'{prefix}/{bad}')
-            assert response.status_code == 400, reason
+            response = method(f'{prefix}/{quote(bad)}')
+            assert response.status_code == statuses.get(reason, 400), reason
             text = response.get_data(as_text=True)
-            assert f"The link is not valid ({reason})" in text
+            assert words[reason] in text, reason
             assert "Nothing was changed" in text
+            assert "Traceback" not in text and reason not in text, (
+                "no Python error shown")
+            assert '<html lang="en">' in text
+    Lang = Model.get('ir.lang')
+    Lang.click(Lang.find([('code', '=', 'fr')]), 'load_translations')
+    french = client.get(f'{prefix}/not-a-token',
+        headers={'Accept-Language': 'fr-FR,fr;q=0.9,en;q=0.5'})
+    assert french.status_code == 400
+    assert '<html lang="fr">' in french.get_data(as_text=True)
+    assert "Ce lien est incomplet" in french.get_data(as_text=True)
     assert consents(party) == [], "nothing changed"
     party.reload()
     assert party.dunning_email_consent

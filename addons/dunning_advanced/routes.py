@@ -20,12 +20,28 @@ PAGE = ('<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
 BUTTON = ('<form method="post">{action}<button type="submit" '
     'style="font-size:1em;padding:.5em 1em">{label}</button></form>')
 RESUME = 'resume'
+# What read_token says is wrong with a token: the message telling the
+# customer, and the status of the page
+REFUSALS = {
+    'malformed token': ('malformed', HTTPStatus.BAD_REQUEST),
+    'bad signature': ('forged', HTTPStatus.BAD_REQUEST),
+    'expired token': ('expired', HTTPStatus.GONE),
+    'unknown channel': ('unknown', HTTPStatus.NOT_FOUND),
+    'unknown party': ('unknown', HTTPStatus.NOT_FOUND),
+    }
 
 
 def page(title, body, status=HTTPStatus.OK, lang='en'):
     return Response(
         PAGE.format(title=html.escape(title), body=body, lang=lang),
         status=status, content_type='text/html; charset=utf-8')
+
+
+def request_lang(request, pool):
+    "The browser's preferred one of the translated languages"
+    Lang = pool.get('ir.lang')
+    codes = [l.code for l in Lang.search([('translatable', '=', True)])]
+    return request.accept_languages.best_match(codes, default='en')
 
 
 def paragraph(text):
@@ -53,17 +69,25 @@ def opt_out(request, pool, token):
     secret = Configuration(1).dunning_secret
     today = dt.datetime.now(dt.UTC).date()
     try:
-        if not secret:
+        # hmac compares only ASCII text: anything else was never ours.
+        if not secret or not token.isascii():
             raise ValueError('bad signature')
         party_id, channel = read_token(secret, token, today)
         if channel not in dict(CHANNELS):
             raise ValueError('unknown channel')
-        party, = Party.search([('id', '=', party_id)])
+        parties = Party.search([('id', '=', party_id)], limit=1)
+        if not parties:
+            raise ValueError('unknown party')
     except ValueError as exception:
-        return page(gettext('dunning_advanced.msg_opt_out_invalid_title'),
-            paragraph(gettext('dunning_advanced.msg_opt_out_invalid',
-                    reason=str(exception))),
-            status=HTTPStatus.BAD_REQUEST)
+        reason, status = REFUSALS[str(exception)]
+        lang = request_lang(request, pool)
+        with Transaction().set_context(language=lang):
+            return page(
+                gettext('dunning_advanced.msg_opt_out_invalid_title'),
+                paragraph(gettext(
+                        f'dunning_advanced.msg_opt_out_{reason}')),
+                status=status, lang=lang)
+    party, = parties
     lang = party.lang.code if party.lang else 'en'
     with Transaction().set_context(language=lang):
         reminders = gettext(f'dunning_advanced.msg_opt_out_channel_{channel}')
