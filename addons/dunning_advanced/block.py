@@ -279,6 +279,7 @@ class Sale(metaclass=PoolMeta):
         # shipment method or the party invoiced.
         for sale in sales:
             if sale.credit_limit_amount > 0:
-                for party in {sale.party, sale.invoice_party or sale.party}:
+                for party in dict.fromkeys(
+                        [sale.party, sale.invoice_party or sale.party]):
                     party.check_dunning_block(sale.company)
         super().confirm(sales)
