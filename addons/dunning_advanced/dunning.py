@@ -17,6 +17,7 @@ from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.modules.account.exceptions import PeriodNotFoundError
+from trytond.modules.currency.fields import Monetary
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
@@ -25,12 +26,35 @@ from trytond.wizard import Button, StateTransition, StateView, Wizard
 from . import bulk, engine
 from .bulk import chunks, in_
 from .engine import (
-    EMAIL, LETTER, Decisions, History, OpenLine, OverdueItem, PaidItem,
+    BLOCK_ORDERING, CALL_TASK, COLLECTION, EMAIL, FEE, INTEREST, LETTER,
+    NO_CONTACT_TASK, SKIP_COVERED_BY_CREDIT, SKIP_DISPUTED, SKIP_IN_PLAN,
+    SKIP_NO_PROCEDURE, SKIP_NOT_REACHED, SKIP_PAYMENT_PROCESSING,
+    UNBLOCK_ORDERING, Decisions, History, OpenLine, OverdueItem, PaidItem,
     PartyFacts, Pin)
 from .compliance import country_zones
 from .segment import describe
 
 PROCESSING_PAYMENT_STATES = ('submitted', 'approved', 'processing')
+# What the dry run says of each action and of each reason to leave a line
+ACTION_WORDS = {
+    FEE: 'dunning_advanced.msg_dry_run_fee',
+    INTEREST: 'dunning_advanced.msg_dry_run_interest',
+    BLOCK_ORDERING: 'dunning_advanced.msg_dry_run_block_ordering',
+    UNBLOCK_ORDERING: 'dunning_advanced.msg_dry_run_unblock_ordering',
+    COLLECTION: 'dunning_advanced.msg_dry_run_collection',
+    CALL_TASK: 'dunning_advanced.msg_dry_run_call_task',
+    NO_CONTACT_TASK: 'dunning_advanced.msg_dry_run_no_contact_task',
+    }
+SKIP_WORDS = {
+    SKIP_DISPUTED: 'dunning_advanced.msg_dry_run_skip_disputed',
+    SKIP_PAYMENT_PROCESSING:
+        'dunning_advanced.msg_dry_run_skip_payment_processing',
+    SKIP_COVERED_BY_CREDIT:
+        'dunning_advanced.msg_dry_run_skip_covered_by_credit',
+    SKIP_NOT_REACHED: 'dunning_advanced.msg_dry_run_skip_not_reached',
+    SKIP_NO_PROCEDURE: 'dunning_advanced.msg_dry_run_skip_no_procedure',
+    SKIP_IN_PLAN: 'dunning_advanced.msg_dry_run_skip_in_plan',
+    }
 
 
 @contextmanager
@@ -77,6 +101,15 @@ class Dunning(metaclass=PoolMeta):
     messages = fields.Many2Many(
         'account.dunning.message-account.dunning', 'dunning', 'message',
         "Messages", readonly=True)
+    # Tryton's age is a TimeDelta that sao shows as "3w 1d" or "00:00"
+    age_days = fields.Function(fields.Char("Age",
+            states={'invisible': Eval('state') == 'draft'},
+            help="How many days the dunning has been at the level."),
+        'get_age_days')
+    fee_amount = fields.Function(Monetary(
+            "Fee", currency='currency', digits='currency',
+            help="The fees the levels reached charged on the line."),
+        'get_fee_amount')
 
     @classmethod
     def __setup__(cls):
@@ -91,6 +124,22 @@ class Dunning(metaclass=PoolMeta):
                     'depends': ['blocked'],
                     },
                 })
+
+    def get_age_days(self, name):
+        if self.age is None:
+            return None
+        if self.age.days == 1:
+            return gettext('dunning_advanced.msg_age_day')
+        return gettext('dunning_advanced.msg_age_days', days=self.age.days)
+
+    @classmethod
+    def order_age_days(cls, tables):
+        return cls.order_age(tables)
+
+    def get_fee_amount(self, name):
+        fees = [f.amount for f in self.fees if f.currency == self.currency]
+        if fees:
+            return self.currency.round(sum(fees))
 
     @classmethod
     @ModelView.button_action('dunning_advanced.wizard_dispute')
@@ -944,36 +993,74 @@ class Run(ModelSQL, ModelView):
 
     @classmethod
     def summarize(cls, decisions, details):
-        "A text an accountant reads to know what a run would do"
+        """A text an accountant reads to know what a run would do: for each
+        party, the level, channel, amount and invoices of its reminders and
+        the actions taken, in words"""
         pool = Pool()
         Level = pool.get('account.dunning.level')
-        parties = details['parties']
+        Message = pool.get('account.dunning.message')
+        PartySegment = pool.get('account.dunning.segment')
+        Company = pool.get('company.company')
+        Lang = pool.get('ir.lang')
+        lang = Lang.get()
+        currency = Company(Transaction().context['company']).currency
+        parties, lines = details['parties'], details['lines']
         level_ids = {c.level_id for c in decisions.changes} | {
             m.level_id for m in decisions.messages} | {
             a.level_id for a in decisions.actions if a.level_id}
-        levels = {l.id: l.rec_name for l in Level.browse(list(level_ids))}
+        levels = {l.id: l for l in Level.browse(list(level_ids))}
+        channels = dict(Message.get_channels())
+        segments = dict(PartySegment.fields_get(
+                ['segment'])['segment']['selection'])
+
+        def amount(value):
+            return lang.currency(value, currency) if value else ''
+
+        def invoices(line_ids):
+            numbers = [lines[l]['number'] for l in line_ids
+                if l in lines and lines[l]['number']]
+            return ', '.join(numbers) or str(len(line_ids))
+
         out = [gettext('dunning_advanced.msg_dry_run_totals',
                 changes=len(decisions.changes),
                 messages=len(decisions.messages),
                 actions=len(decisions.actions))]
         for message in decisions.messages:
-            out.append(f"- {parties[message.party_id]['name']}: "
-                f"{levels[message.level_id]} / {message.channel} / "
-                f"{message.amount} ({len(message.line_ids)})")
+            out.append(gettext('dunning_advanced.msg_dry_run_message',
+                    party=parties[message.party_id]['name'],
+                    level=levels[message.level_id].rec_name,
+                    channel=channels.get(message.channel, message.channel),
+                    amount=amount(message.amount),
+                    invoices=invoices(message.line_ids)))
         for action in decisions.actions:
-            level = levels.get(action.level_id, '')
-            out.append(f"* {parties[action.party_id]['name']}: "
-                f"{action.kind} {level} {action.amount or ''}".rstrip())
-        segments = Counter(c.segment for _, c in decisions.segments)
-        if segments:
+            level = levels.get(action.level_id)
+            fee = level.fee if level and action.kind == FEE else None
+            # A kind a module adds without its words is shown as is.
+            words = (gettext(ACTION_WORDS[action.kind],
+                    amount=amount(action.amount),
+                    fee=fee.rec_name if fee else '',
+                    invoices=invoices(action.line_ids))
+                if action.kind in ACTION_WORDS else action.kind)
+            party = parties[action.party_id]['name']
+            if level:
+                out.append(gettext('dunning_advanced.msg_dry_run_action',
+                        party=party, action=words, level=level.rec_name))
+            else:
+                out.append(gettext(
+                        'dunning_advanced.msg_dry_run_action_no_level',
+                        party=party, action=words))
+        counts = Counter(c.segment for _, c in decisions.segments)
+        if counts:
             out.append(gettext('dunning_advanced.msg_dry_run_segments',
-                    segments=', '.join(f'{segment} {count}'
-                        for segment, count in sorted(segments.items()))))
-        skipped = defaultdict(int)
-        for skip in decisions.skipped:
-            skipped[skip.reason] += 1
+                    segments=', '.join(
+                        f'{segments.get(segment, segment)} {count}'
+                        for segment, count in sorted(counts.items()))))
+        skipped = Counter(skip.reason for skip in decisions.skipped)
         for reason, count in sorted(skipped.items()):
-            out.append(f"~ {reason}: {count}")
+            out.append(gettext('dunning_advanced.msg_dry_run_skipped',
+                    count=count,
+                    reason=(gettext(SKIP_WORDS[reason])
+                        if reason in SKIP_WORDS else reason)))
         return '\n'.join(out)
 
 
