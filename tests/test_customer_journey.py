@@ -62,7 +62,9 @@ def test_customer_journey(tryton, mailbox):
     assert opt_out
     assert "process your contact details" in text
     html = body_of(courtesy, 'html')
-    assert f'<td style="padding:4px 8px">{invoice.number}</td>' in html
+    assert re.search(r'<td style="[^"]*">%s</td>' % invoice.number, html)
+    assert re.search(r'<a href="https://portal\.pieces-auto\.example[^"]*"'
+        r'[^>]*>Pay online</a>', html), "a button to pay"
 
     run_dunning(day(-7))
     assert len(mailbox.messages) == 1, "same date twice sends nothing new"
@@ -82,7 +84,8 @@ def test_customer_journey(tryton, mailbox):
     run_dunning(day(21))
     final = mailbox.messages[-1]
     assert "Final notice" in final['Subject']
-    assert "New orders will be put on hold" in body_of(final)
+    assert ("is not paid by 05/01/2026, new orders on your account will be "
+        "put on hold") in body_of(final), "the blocking level, 30 days late"
     letter, = Message.find([
             ('party', '=', garage.id), ('channel', '=', 'letter')])
     garage.reload()

@@ -10,6 +10,11 @@ from collections import defaultdict
 from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from sql import Literal
 
 import trytond.config as config
 from trytond.i18n import gettext
@@ -22,6 +27,7 @@ from trytond.sendmail import send_message
 from trytond.transaction import Transaction
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from .bulk import chunks, in_
 from .engine import NEUTRAL
 from .engine import Message as EngineMessage
 from .engine import next_level as next_level_of
@@ -33,9 +39,16 @@ PLACEHOLDER = re.compile(r'\$\{([^}]*)\}')
 PLACEHOLDERS = (
     'customer', 'contact', 'company', 'date', 'invoices', 'credits',
     'total_due', 'balance', 'days_late', 'consequence',
+    'totals', 'to_pay', 'account_status',
     'payment_instructions', 'discount_offer', 'portal_link', 'opt_out_link',
     'privacy_notice', 'accountant_contact',
     )
+URL = re.compile(r'https?://[^\s<>"]+')
+# Where account_dunning_fee posts a fee: its receivable line has no due date.
+FEE_ORIGIN = 'account.dunning.fee.dunning_level,'
+REMINDER_PAGE = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / 'templates'),
+    autoescape=select_autoescape(['html'])).get_template('reminder.html')
 RETRY_DELAYS = (5, 15, 60, 240, 720, 1440)  # minutes, then every day
 MAX_ATTEMPTS = 10
 SENDABLE = {'queued', 'deferred'}
@@ -475,23 +488,34 @@ class Renderer(Model):
         Level = pool.get('account.dunning.level')
         Configuration = pool.get('account.configuration')
         parties = details['parties']
+        party_ids = sorted({m.party_id for m in messages})
+        facts = cls.load_facts(company, party_ids, details)
         offers = cls.discount_offers(messages, details)
         lang_ids = {p['lang'] for p in parties.values() if p['lang']}
         codes = {l.id: l.code for l in Lang.browse(list(lang_ids))}
         default_code = Transaction().context.get('language') or 'en'
+        regional = cls.regional_codes(
+            {codes.get(parties[p]['lang'], default_code) for p in party_ids})
+        policies = context['policies']
+        level_ids = sorted({level.id for policy in policies.values()
+                for level in policy.levels} | {m.level_id for m in messages})
         rendered = {}
         by_code = defaultdict(list)
         for message in messages:
-            party = parties[message.party_id]
-            by_code[codes.get(party['lang'], default_code)].append(message)
-        for code, code_messages in by_code.items():
+            code = codes.get(parties[message.party_id]['lang'], default_code)
+            country = facts[message.party_id]['country']
+            by_code[code, regional.get((code, country), code)].append(
+                message)
+        for (code, format_code), code_messages in by_code.items():
             with Transaction().set_context(language=code):
-                lang = Lang.get(code)
-                level_ids = {m.level_id for m in code_messages} | {
-                    m.next_level_id for m in code_messages if m.next_level_id}
-                levels = {l.id: l for l in Level.browse(list(level_ids))}
+                # The words of the language, the dates and amounts as the
+                # customer's country writes them.
+                lang = Lang.get(format_code)
+                # Read in the language: the templates are translated.
+                levels = {l.id: l for l in Level.browse(level_ids)}
                 # Read here: the configuration's texts are translated.
-                texts = _Texts(company, Configuration(1), lang)
+                texts = _Texts(company, Configuration(1), lang, code,
+                    facts, policies)
                 # Read in the language: the texts are translated.
                 language_template = template and template.__class__(
                     template.id)
@@ -502,16 +526,98 @@ class Renderer(Model):
         return rendered
 
     @classmethod
+    def regional_codes(cls, codes):
+        """{(language code, country code): code of the language as written
+        in that country} for the regional languages of codes: a customer in
+        the United Kingdom whose language is English reads en_GB dates"""
+        pool = Pool()
+        Lang = pool.get('ir.lang')
+        regional = {}
+        for lang in Lang.search([]):
+            language, _, country = lang.code.partition('_')
+            if country and language in codes:
+                regional[language, country] = lang.code
+        return regional
+
+    @classmethod
+    def load_facts(cls, company, party_ids, details):
+        """{party id: facts} the reminders state: its credits line by line,
+        the late-payment fees still unpaid, its open collection case and
+        its country"""
+        pool = Pool()
+        Run = pool.get('account.dunning.run')
+        Collection = pool.get('account.dunning.collection')
+        move = pool.get('account.move').__table__()
+        invoice = pool.get('account.invoice').__table__()
+        invoice_payment = pool.get(
+            'account.invoice-account.move.line').__table__()
+        address = pool.get('party.address').__table__()
+        country = pool.get('country.country').__table__()
+        cursor = Transaction().connection.cursor()
+        facts = {p: {'credits': [], 'fees': Decimal(0), 'case': None,
+                'country': None} for p in party_ids}
+        line, query, where = Run._receivable_lines(company)
+        query = (query
+            .join(move, condition=move.id == line.move)
+            .join(invoice, 'LEFT', condition=invoice.move == line.move)
+            .join(invoice_payment, 'LEFT',
+                condition=invoice_payment.line == line.id))
+        rounding = company.currency.round
+        for sub in chunks(party_ids):
+            cursor.execute(*query.select(
+                    line.party, line.debit, line.credit, line.maturity_date,
+                    move.date, move.number, move.origin, invoice.number,
+                    invoice_payment.invoice,
+                    where=where & in_(line.party, sub),
+                    order_by=[line.party, move.date, line.id]))
+            for (party_id, debit, credit, maturity, date, move_number,
+                    origin, number, paid_invoice) in cursor:
+                amount = Decimal(debit) - Decimal(credit)
+                if amount < 0 and not paid_invoice:
+                    facts[party_id]['credits'].append(
+                        (number or move_number or '', date, -amount))
+                elif (amount > 0 and maturity is None
+                        and str(origin or '').startswith(FEE_ORIGIN)):
+                    facts[party_id]['fees'] += amount
+        for party_id, info in facts.items():
+            # What the run counts as credit also has the part of a payment
+            # beyond its invoice: it is listed as such.
+            listed = sum((c for _, _, c in info['credits']), Decimal(0))
+            rest = rounding(
+                details['credits'].get(party_id, Decimal(0)) - listed)
+            if rest > 0:
+                info['credits'].append((None, None, rest))
+        for case in Collection.search([
+                    ('company', '=', company.id),
+                    ('party', 'in', party_ids),
+                    ('state', '=', 'open'),
+                    ], order=[('date', 'ASC'), ('id', 'ASC')]):
+            facts[case.party.id]['case'] = (case.date, case.agency)
+        for sub in chunks(party_ids):
+            cursor.execute(*address.join(country,
+                    condition=country.id == address.country).select(
+                    address.party, country.code,
+                    where=in_(address.party, sub)
+                    & (address.active == Literal(True)),
+                    order_by=[address.party, address.sequence.desc,
+                        address.id.desc]))
+            # The first address is read last: it is kept.
+            for party_id, code in cursor:
+                facts[party_id]['country'] = code
+        return facts
+
+    @classmethod
     def discount_offers(cls, messages, details):
-        "{invoice id: (discount, amount to pay, deadline)} still open on date"
+        """{invoice id: (discount, amount to pay, deadline)} still open on
+        date, among all the open invoices of the parties"""
         pool = Pool()
         Invoice = pool.get('account.invoice')
-        lines = details['lines']
+        per_party = details['per_party']
         by_date = defaultdict(set)
         for message in messages:
             by_date[message.date].update(
-                lines[l]['invoice'] for l in message.line_ids
-                if lines[l]['invoice'])
+                l['invoice'] for l in per_party.get(message.party_id, ())
+                if l['invoice'])
         offers = {}
         for date, invoice_ids in by_date.items():
             offers.update(Invoice.early_discount_offers(
@@ -521,64 +627,82 @@ class Renderer(Model):
     @classmethod
     def render_one(cls, message, details, levels, texts, offers,
             template=None):
-        "The lines that reached the level among all the party's open items"
+        """The party's open items, split into what is overdue, what is not
+        due yet and its credits, with only the facts that hold"""
         party = details['parties'][message.party_id]
         level = levels[message.level_id]
-        reached = [details['lines'][l] for l in message.line_ids]
-        items = [l for l in details['per_party'][message.party_id]
-            if l['amount'] > 0]
-        credit = details['credits'].get(message.party_id, Decimal(0))
-        total = sum((l['amount'] for l in items), Decimal(0))
-        consequence = ''
-        if message.next_level_id:
-            next_level = levels[message.next_level_id]
-            if next_level.consequence:
-                consequence = gettext(
-                    'dunning_advanced.msg_consequence_on',
-                    date=texts.date(message.next_level_date),
-                    consequence=next_level.consequence)
+        statement = texts.statement(message.party_id, details, message.date)
         values = {
             'customer': party['name'],
             'contact': texts.contact,
             'company': texts.company_name,
             'date': texts.date(message.date),
-            'total_due': texts.money(total),
-            'balance': texts.money(total - credit),
-            'days_late': str(max(0, max(
-                        (message.date - l['maturity_date']).days
-                        for l in reached))),
-            'discount_offer': texts.discount_offer(reached, offers),
-            'consequence': consequence,
+            'total_due': texts.money(statement.due_total),
+            'balance': texts.money(statement.to_pay),
+            'to_pay': texts.money(statement.to_pay),
+            'days_late': str(statement.oldest_days_late),
+            'discount_offer': texts.discount_offer(statement.items, offers),
+            'account_status': texts.account_status(message.party_id, party),
+            'consequence': texts.consequence(
+                message, level, statement, party, levels),
             'payment_instructions': texts.payment_instructions,
             'portal_link': texts.portal_link,
             'opt_out_link': texts.opt_out_link(message.party_id),
             'privacy_notice': texts.privacy_notice,
             'accountant_contact': texts.contact,
+            'credits': texts.credits_text(statement.credit_total),
+            'invoices': texts.rows_text(statement),
+            'totals': texts.totals_text(statement),
             }
-        text_table, html_table = texts.tables(
-            message.party_id, items, message.date)
-        text_values = dict(values,
-            invoices=text_table, credits=texts.credits_text(credit))
-        html_values = {k: html.escape(v) for k, v in values.items()}
-        html_values.update(
-            invoices=html_table, credits=texts.credits_html(credit))
         template = template or level.template_for(message.tone)
         recipient = party['recipients'].get(message.channel)
         if template is None:
             return recipient, level.rec_name, '', None
-        subject = Template.substitute(template.subject, values)
-        body = Template.substitute(template.body, text_values)
-        html_body = Template.substitute(
-            html.escape(template.body), html_values)
-        html_body = texts.html_page(html_body)
+        subject = Template.substitute(template.subject or '', values)
+        body = tidy(Template.substitute(template.body, values))
+        html_body = texts.html_page(subject, template.body, values,
+            statement)
         return recipient, subject, body, html_body
+
+
+class Statement:
+    "A party's open items on a date, as every reminder tells them"
+
+    def __init__(self, lines, credits, fees, date, currency):
+        items = sorted(lines, key=lambda l: (l['maturity_date'], l['id']))
+        self.items = items
+        self.overdue = [l for l in items if l['maturity_date'] < date]
+        self.due_today = [l for l in items if l['maturity_date'] == date]
+        self.not_yet_due = [l for l in items if l['maturity_date'] > date]
+        self.date = date
+        self.credits = credits
+        self.fees = fees
+
+        def total(amounts):
+            return currency.round(sum(amounts, Decimal(0)))
+        self.overdue_total = total(l['amount'] for l in self.overdue)
+        self.due_today_total = total(l['amount'] for l in self.due_today)
+        self.not_yet_due_total = total(l['amount'] for l in self.not_yet_due)
+        self.credit_total = total(c for _, _, c in credits)
+        self.due_total = self.overdue_total + self.due_today_total
+        self.to_pay = max(Decimal(0),
+            self.due_total + self.fees - self.credit_total)
+        self.oldest_days_late = max(
+            ((date - l['maturity_date']).days for l in self.overdue),
+            default=0)
+        # A line a plan holds or the customer disputes does not escalate.
+        self.oldest_maturity = min((l['maturity_date'] for l in items
+                if not (l['paused'] or l['disputed'])), default=None)
 
 
 class _Texts:
     "Formatting in one language, shared by the messages of a batch"
 
-    def __init__(self, company, config, lang):
+    def __init__(self, company, config, lang, code, facts, policies):
         self.lang = lang
+        self.code = code
+        self.facts = facts
+        self.policies = policies
         self.currency = company.currency
         self.company_name = company.rec_name
         self.contact = config.dunning_contact or company.rec_name
@@ -591,9 +715,18 @@ class _Texts:
         self._money = MoneyFormat(lang, company.currency)
         self._dates = {}
         self._rows = {}
-        self._tables = {}
-        self.headers = [gettext(f'dunning_advanced.msg_column_{c}') for c in (
-                'invoice', 'date', 'due_date', 'amount', 'days_late')]
+        self._statements = {}
+        self.headers = {
+            'due': [gettext(f'dunning_advanced.msg_column_{c}') for c in (
+                    'invoice', 'date', 'due_date', 'amount', 'days_late')],
+            'not_yet_due': [gettext(f'dunning_advanced.msg_column_{c}')
+                for c in ('invoice', 'date', 'due_date', 'amount')],
+            'credits': [gettext(f'dunning_advanced.msg_column_{c}')
+                for c in ('reference', 'date', 'credit')],
+            }
+        self.titles = {name: gettext(f'dunning_advanced.msg_section_{name}')
+            for name in ('overdue', 'due_today', 'not_yet_due', 'credits')}
+        self.pay_label = gettext('dunning_advanced.msg_pay_button')
 
     def money(self, amount):
         return self._money(amount)
@@ -602,6 +735,17 @@ class _Texts:
         if value not in self._dates:
             self._dates[value] = self.lang.strftime(value) if value else ''
         return self._dates[value]
+
+    def statement(self, party_id, details, date):
+        "The open items of a party are the same in each of its messages"
+        key = party_id, date
+        if key not in self._statements:
+            facts = self.facts[party_id]
+            self._statements[key] = Statement(
+                [l for l in details['per_party'].get(party_id, ())
+                    if l['amount'] > 0],
+                facts['credits'], facts['fees'], date, self.currency)
+        return self._statements[key]
 
     def discount_offer(self, lines, offers):
         "One sentence per invoice whose early-payment discount still holds"
@@ -618,50 +762,143 @@ class _Texts:
                     discount=self.money(discount)))
         return '\n'.join(sentences)
 
+    def account_status(self, party_id, party):
+        "What holds on the account today: fees added, orders held, hand-over"
+        facts = self.facts[party_id]
+        sentences = []
+        if facts['fees']:
+            sentences.append(gettext('dunning_advanced.msg_status_fee',
+                    amount=self.money(facts['fees'])))
+        if party['blocked']:
+            sentences.append(gettext('dunning_advanced.msg_status_blocked'))
+        if facts['case']:
+            date, agency = facts['case']
+            if agency:
+                sentences.append(gettext(
+                        'dunning_advanced.msg_status_collection_agency',
+                        agency=agency, date=self.date(date)))
+            else:
+                sentences.append(gettext(
+                        'dunning_advanced.msg_status_collection',
+                        date=self.date(date)))
+        return '\n'.join(sentences)
+
+    def consequence(self, message, level, statement, party, levels):
+        """What the next level of the policy does if the overdue amount is
+        still unpaid, and from when: the day the oldest open line reaches
+        it, always after the date of the message"""
+        policy = self.policies.get(level.procedure.id)
+        if (policy is None or statement.oldest_maturity is None
+                or not statement.due_total):
+            return ''
+        following, when = next_level_of(policy, message.level_id,
+            statement.oldest_maturity, party['segment'])
+        while following and when <= message.date:
+            following, when = next_level_of(policy, following.id,
+                statement.oldest_maturity, party['segment'])
+        if following is None:
+            return ''
+        facts = self.facts[message.party_id]
+        outcomes = []
+        if following.fee:
+            outcomes.append(gettext('dunning_advanced.msg_next_fee',
+                    amount=self.money(self.fee_amount(
+                            levels[following.id].fee, statement))))
+        if following.interest_rate:
+            outcomes.append(gettext('dunning_advanced.msg_next_interest',
+                    rate=self.lang.format_number(
+                        following.interest_rate * 100, digits=2)))
+        if following.block_ordering and not party['blocked']:
+            outcomes.append(gettext('dunning_advanced.msg_next_block'))
+        if following.collection and not facts['case']:
+            outcomes.append(gettext('dunning_advanced.msg_next_collection'))
+        return '\n'.join(gettext('dunning_advanced.msg_consequence_on',
+                amount=self.money(statement.due_total),
+                date=self.date(when), consequence=outcome)
+            for outcome in outcomes)
+
+    def fee_amount(self, fee, statement):
+        "The fee a level charges, as account_dunning_fee computes it"
+        if fee.compute_method == 'percentage':
+            return self.currency.round(
+                statement.due_total * fee.percentage)
+        return self.currency.round(fee.product.list_price_used or 0)
+
     def opt_out_link(self, party_id):
         return opt_out_url(self.config, party_id, 'email') or self.contact
 
     def _row(self, line, date):
         "A line is listed in every message of its party: format it once"
-        key = line['id'], line['amount']
+        key = line['id'], line['amount'], date
         if key not in self._rows:
+            days = (date - line['maturity_date']).days
             self._rows[key] = [line['number'] or str(line['id']),
                 self.date(line['invoice_date']),
                 self.date(line['maturity_date']),
-                self.money(line['amount']),
-                self.days_late(date, line['maturity_date'])]
+                self.money(line['amount'])] + (
+                    [str(days)] if days >= 0 else [])
         return self._rows[key]
 
-    def _table(self, lines, date):
-        return [self._row(line, date) for line in lines]
+    def sections(self, statement, date):
+        "(title, headers, rows) of each part of the statement not empty"
+        sections = []
+        for name, lines, headers in (
+                ('overdue', statement.overdue, 'due'),
+                ('due_today', statement.due_today, 'due'),
+                ('not_yet_due', statement.not_yet_due, 'not_yet_due')):
+            if lines:
+                sections.append((self.titles[name], self.headers[headers],
+                        [self._row(l, date) for l in lines]))
+        if statement.credits:
+            sections.append((self.titles['credits'], self.headers['credits'],
+                    [[reference if reference is not None else gettext(
+                                'dunning_advanced.msg_credit_overpaid'),
+                            self.date(date_), self.money(amount)]
+                        for reference, date_, amount in statement.credits]))
+        return sections
 
-    @staticmethod
-    def days_late(date, maturity_date):
-        days = (date - maturity_date).days
-        return str(days) if days > 0 else ''
+    def rows_text(self, statement):
+        date = statement.date
+        out = []
+        for title, headers, rows in self.sections(statement, date):
+            rows = [headers] + rows
+            widths = [max(len(r[i]) for r in rows if i < len(r))
+                for i in range(len(headers))]
+            out.append('\n'.join([title] + [
+                        '  '.join(c.ljust(w) for c, w in zip(r, widths))
+                        .rstrip() for r in rows]))
+        return '\n\n'.join(out)
 
-    def tables(self, party_id, lines, date):
-        "The open items of a party are the same in each of its messages"
-        if party_id not in self._tables:
-            self._tables[party_id] = (
-                self.lines_text(lines, date), self.lines_html(lines, date))
-        return self._tables[party_id]
+    def totals(self, statement):
+        "(label, amount, strong) of the totals, the amount to pay now last"
+        totals = []
+        if statement.overdue:
+            totals.append((gettext('dunning_advanced.msg_total_overdue'),
+                    statement.overdue_total, False))
+        if statement.due_today:
+            totals.append((gettext('dunning_advanced.msg_total_due_today'),
+                    statement.due_today_total, False))
+        if statement.fees:
+            totals.append((gettext('dunning_advanced.msg_total_fees'),
+                    statement.fees, False))
+        if statement.credits:
+            totals.append((gettext('dunning_advanced.msg_total_credits'),
+                    -statement.credit_total, False))
+        if totals or statement.to_pay:
+            totals.append((gettext('dunning_advanced.msg_total_to_pay'),
+                    statement.to_pay, True))
+        if statement.not_yet_due:
+            totals.append((gettext('dunning_advanced.msg_total_not_yet_due'),
+                    statement.not_yet_due_total, False))
+        return [(label, self.money(amount), strong)
+            for label, amount, strong in totals]
 
-    def lines_text(self, lines, date):
-        rows = [self.headers] + self._table(lines, date)
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths))
-            .rstrip() for r in rows)
-
-    def lines_html(self, lines, date):
-        head = ''.join(f'<th style="text-align:left;padding:4px 8px">'
-            f'{html.escape(h)}</th>' for h in self.headers)
-        body = ''.join('<tr>' + ''.join(
-                    f'<td style="padding:4px 8px">{html.escape(c)}</td>'
-                    for c in row) + '</tr>'
-            for row in self._table(lines, date))
-        return (f'<table style="border-collapse:collapse">'
-            f'<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+    def totals_text(self, statement):
+        totals = [(gettext('dunning_advanced.msg_total_label', label=label),
+                amount) for label, amount, _ in self.totals(statement)]
+        width = max(len(label) for label, _ in totals)
+        return '\n'.join(f'{label:<{width}} {amount}'
+            for label, amount in totals)
 
     def credits_text(self, credit):
         if not credit:
@@ -669,15 +906,62 @@ class _Texts:
         return gettext('dunning_advanced.msg_credits',
             amount=self.money(credit))
 
-    def credits_html(self, credit):
-        return html.escape(self.credits_text(credit))
+    def html_page(self, subject, body, values, statement):
+        """The reminder as an HTML page: the template's paragraphs, the
+        statement as tables, every link an anchor and a button to pay"""
+        titles = {self.titles[n] for n in ('overdue', 'due_today',
+                'not_yet_due')}
 
-    def html_page(self, body):
-        paragraphs = ''.join(
-            f'<p>{p.strip().replace(chr(10), "<br>")}</p>'
-            for p in body.split('\n\n') if p.strip())
-        return ('<!DOCTYPE html><html><body style="font-family:sans-serif;'
-            f'color:#222;max-width:640px">{paragraphs}</body></html>')
+        def narrow(cells, title):
+            "Without the invoice date, the table fits a phone's width"
+            return cells[:1] + cells[2:] if title in titles else cells
+
+        escaped = {k: html.escape(v) for k, v in values.items()}
+        date = statement.date
+        blocks = []
+        footer = False
+        for paragraph in re.split(r'\n[ \t]*\n', body.strip()):
+            paragraph = paragraph.strip()
+            if paragraph.startswith('--'):
+                footer = True
+                paragraph = paragraph[2:].strip()
+            alone = PLACEHOLDER.fullmatch(paragraph)
+            if alone and alone.group(1) == 'invoices':
+                blocks.append({'kind': 'rows', 'sections': [
+                            {'title': t, 'headers': narrow(h, t),
+                                'rows': [narrow(r, t) for r in rows]}
+                            for t, h, rows in self.sections(
+                                statement, date)]})
+                continue
+            if alone and alone.group(1) == 'totals':
+                blocks.append({'kind': 'totals',
+                        'totals': self.totals(statement)})
+                continue
+            text = tidy(Template.substitute(html.escape(paragraph), escaped))
+            if not text:
+                continue
+            blocks.append({
+                    'kind': 'footer' if footer else 'paragraph',
+                    'html': Markup(linkify(text).replace('\n', '<br>\n')),
+                    })
+        return REMINDER_PAGE.render(lang=self.code, subject=subject,
+            company=self.company_name, blocks=blocks,
+            pay_url=values['portal_link'] if URL.fullmatch(
+                values['portal_link'] or '') else None,
+            pay_label=self.pay_label)
+
+
+def tidy(text):
+    "text without the blank lines the empty facts left"
+    lines = [l.rstrip() for l in text.split('\n')]
+    return re.sub(r'\n{3,}', '\n\n', '\n'.join(lines)).strip()
+
+
+def linkify(escaped):
+    "The http(s) addresses of an escaped text as anchors"
+    return URL.sub(lambda m: f'<a href="{m.group(0)}" '
+        'style="color:#1d4ed8;word-break:break-all">'
+        f'{m.group(0)}</a>', escaped)
 
 
 class MoneyFormat:

@@ -51,7 +51,7 @@ class Configuration(metaclass=PoolMeta):
         "Portal URL",
         help="Where reminders send customers to see and pay their invoices.")
     dunning_contact = fields.Char(
-        "Dunning Contact",
+        "Dunning Contact", translate=True,
         help="Who customers reach about reminders (name, phone, email).")
     dunning_payment_instructions = fields.Text(
         "Payment Instructions", translate=True,

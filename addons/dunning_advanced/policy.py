@@ -226,23 +226,6 @@ class Level(metaclass=PoolMeta):
             call_task=bool(self.call_task),
             formal_notice=bool(self.formal_notice))
 
-    @property
-    def consequence(self):
-        "What reaching this level does, told to the customer"
-        parts = []
-        if self.fee:
-            parts.append(gettext('dunning_advanced.msg_consequence_fee'))
-        if self.interest_rate:
-            parts.append(gettext(
-                    'dunning_advanced.msg_consequence_interest',
-                    rate=f'{self.interest_rate * 100:.2f}'))
-        if self.credit_limit:
-            parts.append(gettext('dunning_advanced.msg_consequence_block'))
-        if self.collection:
-            parts.append(gettext(
-                    'dunning_advanced.msg_consequence_collection'))
-        return ' '.join(parts)
-
 
 class Fee(metaclass=PoolMeta):
     __name__ = 'account.dunning.fee'

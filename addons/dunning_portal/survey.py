@@ -320,17 +320,26 @@ class Renderer(metaclass=PoolMeta):
     def render_one(cls, message, details, levels, texts, offers,
             template=None):
         """The survey link of the reminder in the email texts of its level
-        (emails, letters and portal notices)"""
+        (emails, letters and portal notices); a formal notice or a
+        collections notice asks no opinion: the lines of the link go"""
         pool = Pool()
         Template = pool.get('account.dunning.template')
+        level = levels[message.level_id]
         if template is None and message.channel != 'sms':
-            template = levels[message.level_id].template_for(message.tone)
+            template = level.template_for(message.tone)
         if template is not None and getattr(
                 template, 'kind', 'email') == 'email':
-            link = survey_link(texts.config, message.key)
+            if level.formal_notice or level.collection:
+                def fill(value):
+                    return '\n'.join(line for line in value.split('\n')
+                        if not OUR_PLACEHOLDERS.search(line))
+            else:
+                link = survey_link(texts.config, message.key)
+
+                def fill(value):
+                    return OUR_PLACEHOLDERS.sub(link, value)
             template = Template(**{
-                    name: (OUR_PLACEHOLDERS.sub(link, value)
-                        if isinstance(value, str) else value)
+                    name: (fill(value) if isinstance(value, str) else value)
                     for name, value in (
                         (n, getattr(template, n)) for n, f
                         in Template._fields.items()

@@ -1,5 +1,7 @@
 """The sms channel of the outbox: texts, sending through Twilio, delivery
 status, and what a refused recipient changes."""
+from decimal import Decimal
+
 from requests import RequestException
 from twilio.base.exceptions import (
     TwilioException, TwilioRestException, TwilioServiceException)
@@ -265,11 +267,14 @@ class Renderer(metaclass=PoolMeta):
         if template is None or template.kind != SMS:
             return super().render_one(
                 message, details, levels, texts, offers, template=template)
-        reached = [details['lines'][l] for l in message.line_ids]
+        # What is due already if anything is, else what reached the level
+        statement = texts.statement(message.party_id, details, message.date)
+        named = statement.overdue + statement.due_today or [
+            details['lines'][l] for l in message.line_ids]
         values = {
-            'amount': texts.money(message.amount),
-            'due_date': texts.date(
-                min(l['maturity_date'] for l in reached)),
+            'amount': texts.money(statement.due_total or sum(
+                    (l['amount'] for l in named), Decimal(0))),
+            'due_date': texts.date(min(l['maturity_date'] for l in named)),
             }
         short = Template(name=template.name, kind=SMS, subject='',
             body=PLACEHOLDER.sub(
