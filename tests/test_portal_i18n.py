@@ -254,7 +254,8 @@ def test_discount_shown_with_amount_and_deadline(dupont, client, root):
     log_in(client, root, 'dupont@garage.example')
     deadline = recent.invoice_date + dt.timedelta(days=10)
     page = text(client.get(root))
-    offer = re.search(rf'<p class="note" data-discount="{recent.id}">(.*?)</p>',
+    offer = re.search(
+        rf'<p class="note" data-discount="{recent.id}">(.*?)</p>',
         page, re.S).group(1)
     offer = html.unescape(' '.join(offer.split()))
     assert recent.number in offer
@@ -335,6 +336,7 @@ def test_bad_links_are_short_translated_pages(dupont, client, root):
         'login/garbage': (400, "Ce lien est incomplet"),
         'survey/garbage': (400, "Le lien est incomplet"),
         f'invoices/{10 ** 12}.pdf': (404, "Cette page n'existe pas"),
+        'invoices/mine.pdf': (404, "Cette page n'existe pas"),
         }
     for path, (status, message) in links.items():
         response = client.get(root + path, headers=french)

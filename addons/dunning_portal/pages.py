@@ -452,3 +452,10 @@ def dispute(request, pool, portal, invoice_id):
         status=HTTPStatus.BAD_REQUEST if error else HTTPStatus.OK,
         invoice=invoice, info=info, state=status, reason=reason,
         error=error, reason_max=REASON_MAX)
+
+
+@route('/<path:rest>', methods=('GET', 'POST'), login=False)
+def unknown(request, pool, portal, rest):
+    """Any other address under the portal: a mistyped or cut link gets the
+    portal's own page in the customer's language, not the server's"""
+    portal.not_found()
