@@ -553,7 +553,8 @@ def test_preferences_change_consents(garages, client, root):
     assert len(Consent.find([('party', '=', lenoir.id)])) == 3
 
 
-def test_portal_notice_banner_once(garages, client, root, mailbox):
+def test_portal_notice_banner_until_dismissed(garages, client, root,
+        mailbox):
     lenoir, martin = garages['lenoir'], garages['martin']
     martin.dunning_portal_consent = False
     martin.save()
@@ -576,17 +577,22 @@ def test_portal_notice_banner_once(garages, client, root, mailbox):
     assert notice.subject in first
     assert f'notices/{notice.id}/dismiss' in first
     notice.reload()
-    assert notice.portal_read_at, "viewed: read"
+    assert not notice.portal_read_at, "viewed is not dismissed"
     second = text(client.get(root))
-    assert 'data-notice' not in second, "shown once"
+    assert second.count('data-notice') == 1, "shown until dismissed"
 
     run_dunning(day(21))
     final, = Message.find([('party', '=', lenoir.id),
             ('channel', '=', 'portal'), ('id', '!=', notice.id)])
-    dismissed = post(client, root, f'notices/{final.id}/dismiss', form='')
-    assert dismissed.status_code == 303
-    final.reload()
-    assert final.portal_read_at
+    both = text(client.get(root))
+    assert both.index(f'data-notice="{final.id}"') < both.index(
+        f'data-notice="{notice.id}"'), "the newest first"
+    for message in [final, notice]:
+        dismissed = post(client, root, f'notices/{message.id}/dismiss',
+            form='')
+        assert dismissed.status_code == 303
+        message.reload()
+        assert message.portal_read_at
     assert 'data-notice' not in text(client.get(root))
 
 

@@ -120,3 +120,56 @@ def test_balance_follows_an_accountant_payment(
     Invoice = Model.get('account.invoice')
     assert {i.state for i in Invoice.find([('party', '=', party.id)])} == {
         'paid'}
+
+
+@pytest.mark.parametrize('viewport', [DESKTOP, PHONE],
+    ids=['desktop', 'phone'])
+def test_french_customer_reads_french(
+        tryton_portal, portal_server, chromium, viewport):
+    """A French garage owner's browser asks for French: the login page, the
+    balance and its notice are in French, the notice stays until the
+    customer dismisses it. A screenshot is kept under var/ for a person
+    to look at."""
+    from conftest import run_dunning
+    world = tryton_portal
+    Lang = Model.get('ir.lang')
+    Lang.click(Lang.find([('code', '=', 'fr')]), 'load_translations')
+    party = make_customer("Garage Dupont", 'dupont@garage.example',
+        lang='fr')
+    make_portal_user(party, 'dupont@garage.example')
+    make_invoice(world, party, '12345.67', INVOICE_DATE)
+    run_dunning(dt.date(YEAR, 4, 11))
+
+    context = chromium.new_context(viewport=viewport, locale='fr-FR')
+    page = context.new_page()
+    page.goto(portal_server + 'login')
+    assert page.get_attribute('html', 'lang') == 'fr'
+    page.get_by_label("E-mail").fill('dupont@garage.example')
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role('button', name="Se connecter").click()
+    page.wait_for_url(portal_server)
+    assert page.get_attribute('html', 'lang') == 'fr'
+    assert "Votre compte" in page.locator('h1').inner_text()
+    assert re.fullmatch(r'12\s345,67\s\$',
+        page.locator('[data-total]').inner_text())
+    assert page.evaluate(
+        'document.documentElement.scrollWidth <= window.innerWidth')
+    notice = page.locator('[data-notice]')
+    assert notice.count() == 1
+    page.screenshot(path=screenshot(f'portal-fr-{viewport["width"]}.png'),
+        full_page=True)
+
+    page.reload()
+    assert page.locator('[data-notice]').count() == 1, "stays after a view"
+    page.get_by_role('button', name=re.compile("^Masquer")).click()
+    page.locator('[data-notice]').wait_for(state='detached')
+    page.reload()
+    assert page.locator('[data-notice]').count() == 0, "gone once dismissed"
+    context.close()
+
+
+def screenshot(name):
+    from pathlib import Path
+    folder = Path(__file__).parent.parent / 'var' / 'screenshots'
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / name)

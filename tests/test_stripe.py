@@ -350,13 +350,18 @@ def test_refused_amounts_create_nothing(card, tryton_portal):
         'twelve': '"twelve" is not an amount',
         '12.345': "12.345 has more decimals than the currency",
         '0': "must be more than zero",
-        'NaN': '"NaN" is not an amount',
+        'NaN': 'Amount to pay now: "NaN" is not an amount',
         '1,10,0': '"1,10,0" is not an amount',
         }
+    # Python's Decimal reads these; the form names the field and refuses.
+    for text in ['inf', '-Infinity', 'nan', 'sNaN', '1e999', '1E3']:
+        refusals[text] = f'Amount to pay now: "{text}" is not an amount'
     for amount, message in refusals.items():
         page = browser.pay([first, second], amount=amount)
         assert page.status_code == 400, amount
         assert message in page.text.replace('&#34;', '"'), amount
+        assert not re.search(r'(?i)\$\s*-?(inf|nan)|(inf|nan)\s*\$',
+            page.text), "no amount shown as infinite"
     page = browser.pay([], amount='100')
     assert page.status_code == 400
     assert "Tick at least one invoice to pay." in page.text

@@ -93,7 +93,8 @@ def login_link(request, pool, portal, token):
     if used:
         return link_used(portal)
     if request.method == 'GET':
-        return portal.render('link_confirm.html', party=party)
+        with portal.speak_to(party):
+            return portal.render('link_confirm.html', party=party)
     user = User.portal_user(party)
     try:
         consumed = UsedLink.consume(token, party, user)

@@ -29,7 +29,7 @@ from trytond.report import Report
 from trytond.transaction import Transaction
 from trytond.wizard import Button, StateReport, StateView, Wizard
 
-from .portal import route
+from .portal import format_money, route
 
 INVOICE, CREDIT_NOTE, PAYMENT, OTHER = (
     'invoice', 'credit_note', 'payment', 'other')
@@ -336,8 +336,8 @@ class DocumentReport(Report):
         lang = Lang.get()
         context['company'] = company
         context['lang'] = lang
-        context['money'] = lambda amount, lang=lang: lang.currency(
-            amount, company.currency, grouping=True)
+        context['money'] = lambda amount, lang=lang: format_money(
+            lang, amount, company.currency)
         context['document_style'] = document_style()
         context['letterhead'] = letterhead
         return context

@@ -1,6 +1,6 @@
 """The portal channel of the outbox: a notice the customer finds as a
-banner on their next visit, and the one-time login link of every other
-reminder."""
+banner on each visit until they dismiss it, and the one-time login link of
+every other reminder."""
 import copy
 import datetime as dt
 
@@ -22,9 +22,10 @@ PREVIEW_KEY = 'preview'
 
 class Message(metaclass=PoolMeta):
     __name__ = 'account.dunning.message'
-    portal_read_at = fields.Timestamp("Read in Portal", readonly=True,
+    portal_read_at = fields.Timestamp("Dismissed in Portal", readonly=True,
         states={'invisible': Eval('channel') != PORTAL},
-        help="When the customer saw the notice in the portal.")
+        help="When the customer dismissed the notice in the portal: "
+        "until then it shows on each visit.")
 
     @classmethod
     def get_channels(cls):
@@ -41,17 +42,19 @@ class Message(metaclass=PoolMeta):
 
     @classmethod
     def portal_notices(cls, party):
-        "The party's portal notices not read yet, oldest first"
+        """The party's portal notices not dismissed yet, newest first: the
+        latest is never hidden behind older ones"""
         return cls.search([
                 ('party', '=', party.id),
                 ('channel', '=', PORTAL),
                 ('state', '=', 'sent'),
                 ('portal_read_at', '=', None),
-                ], order=[('sent_at', 'ASC'), ('id', 'ASC')], limit=BANNERS)
+                ], order=[('sent_at', 'DESC'), ('id', 'DESC')],
+            limit=BANNERS)
 
     @classmethod
     def portal_read(cls, message_ids):
-        "Record when the notices were read, once"
+        "Record when the customer dismissed the notices, once"
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
         now = dt.datetime.now()

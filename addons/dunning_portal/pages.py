@@ -25,12 +25,6 @@ from .invoice import REASON_MAX
 from .portal import STATIC, route
 
 CHANNELS = ('email', 'sms', 'portal')
-STATUS_LABELS = {
-    'open': "Open",
-    'overdue': "Overdue",
-    'disputed': "Disputed",
-    'plan': "In a plan",
-    }
 PAID_LIMIT = 200
 STATIC_TYPES = {
     '.css': 'text/css; charset=utf-8',
@@ -144,7 +138,8 @@ def _amount(currency_id, debit, credit, second_currency, second_amount):
 
 def invoice_statuses(pool, party, invoices):
     """Return {invoice id: status} of the open invoices (dicts of
-    `open_invoices`), status a key of STATUS_LABELS.
+    `open_invoices`), status 'open', 'overdue', 'disputed' or, with
+    payment plans, 'plan'.
 
     The statuses come from ``account.invoice``'s ``portal_statuses``:
     modules that add one (payment plans) extend it there.
@@ -179,14 +174,27 @@ def credits(pool, portal):
             (Decimal(c) - Decimal(d) for d, c in cursor), Decimal(0)))
 
 
+def discount_offers(pool, invoices):
+    """{invoice id: (discount, amount to pay, deadline)} of the open
+    invoices the customer may still pay with an early-payment discount"""
+    Invoice = pool.get('account.invoice')
+    return Invoice.early_discount_offers(
+        [i['id'] for i in invoices], today(pool))
+
+
 def balance_values(pool, portal):
     "What the balance page and its live fragment show"
     invoices = open_invoices(pool, portal)
     statuses = invoice_statuses(pool, portal.party, invoices)
+    offers = discount_offers(pool, invoices)
     totals = defaultdict(Decimal)
     overdue = defaultdict(Decimal)
     for info in invoices:
         info['status'] = statuses[info['id']]
+        if info['id'] in offers:
+            discount, amount, deadline = offers[info['id']]
+            info['discount'] = {
+                'discount': discount, 'amount': amount, 'deadline': deadline}
         totals[info['currency']] += info['amount']
         if info['status'] == 'overdue':
             overdue[info['currency']] += info['amount']
@@ -197,7 +205,6 @@ def balance_values(pool, portal):
         'overdue': sorted(overdue.items(), key=lambda t: t[0].code),
         'credit': credit,
         'payable': any(i['status'] != 'disputed' for i in invoices),
-        'labels': STATUS_LABELS,
         }
     values['fingerprint'] = fingerprint(invoices, credit)
     return values
@@ -206,6 +213,7 @@ def balance_values(pool, portal):
 def fingerprint(invoices, credit):
     "Changes whenever what the balance page shows changes"
     text = '|'.join(f"{i['id']}:{i['amount']}:{i['status']}"
+        f":{bool(i.get('discount'))}"
         for i in sorted(invoices, key=lambda i: i['id']))
     return hashlib.sha256(f'{text}|{credit}'.encode()).hexdigest()[:16]
 
@@ -213,20 +221,35 @@ def fingerprint(invoices, credit):
 def balance_fingerprint(pool, portal):
     invoices = open_invoices(pool, portal)
     statuses = invoice_statuses(pool, portal.party, invoices)
+    offers = discount_offers(pool, invoices)
     for info in invoices:
         info['status'] = statuses[info['id']]
+        info['discount'] = info['id'] in offers
     return fingerprint(invoices, credits(pool, portal))
+
+
+def collection_case(pool, portal):
+    """The party's oldest open collection case: since when the account is
+    with collections, and the agency if one is named"""
+    Collection = pool.get('account.dunning.collection')
+    cases = Collection.search([
+            ('party', '=', portal.party.id),
+            ('company', '=', portal.company.id),
+            ('state', '=', 'open'),
+            ], order=[('date', 'ASC'), ('id', 'ASC')], limit=1)
+    return cases[0] if cases else None
 
 
 @route('/')
 def balance(request, pool, portal):
+    "The notices stay until dismissed: reading one is no dismissal"
     Notice = pool.get('account.dunning.message')
-    notices = Notice.portal_notices(portal.party)
-    if notices:
-        # Seen once: the next visit shows them no more.
-        portal.defer(Notice.portal_read, [n.id for n in notices])
+    Configuration = pool.get('account.configuration')
     values = balance_values(pool, portal)
-    return portal.render('balance.html', notices=notices,
+    return portal.render('balance.html',
+        notices=Notice.portal_notices(portal.party),
+        collection=collection_case(pool, portal),
+        contact=Configuration(1).dunning_contact,
         statement=statement_defaults(pool), live=live_settings(portal),
         **values)
 
@@ -428,5 +451,11 @@ def dispute(request, pool, portal, invoice_id):
     return portal.render('dispute.html',
         status=HTTPStatus.BAD_REQUEST if error else HTTPStatus.OK,
         invoice=invoice, info=info, state=status, reason=reason,
-        error=error, reason_max=REASON_MAX,
-        labels=STATUS_LABELS)
+        error=error, reason_max=REASON_MAX)
+
+
+@route('/<path:rest>', methods=('GET', 'POST'), login=False)
+def unknown(request, pool, portal, rest):
+    """Any other address under the portal: a mistyped or cut link gets the
+    portal's own page in the customer's language, not the server's"""
+    portal.not_found()

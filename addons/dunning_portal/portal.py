@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from decimal import Decimal
 from functools import cache, cached_property, wraps
 from http import HTTPStatus
 from pathlib import Path
@@ -26,6 +27,8 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.utils import redirect
 
 from trytond import config
+from trytond.i18n import gettext
+from trytond.pool import Pool
 from trytond.protocols.wrappers import Response, with_pool, with_transaction
 from trytond.transaction import Transaction
 from trytond.wsgi import app
@@ -41,6 +44,12 @@ PATH_SAFE = "!$&'()*+,;=:@"
 # A session is refreshed at most this often: a page view is a read-only
 # transaction, and writing the session on each one would cost a write.
 SESSION_REFRESH = dt.timedelta(minutes=5)
+# The ir.translation name of the pages' texts: report translations, as
+# Tryton's reports have, loaded from each module's locale/*.po.
+TEXTS = 'dunning_portal.portal'
+# The largest id a database column holds: a larger one in a path is a bad
+# link, answered as not found instead of a database error.
+MAX_ID = 2 ** 31 - 1
 
 
 def session_idle():
@@ -55,10 +64,39 @@ def static_version(name):
     return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
 
 
+def format_money(lang, amount, currency):
+    """amount in the language's format with the currency's symbol. An
+    infinite or undefined amount is a bug upstream: it is refused instead
+    of being shown as "inf" or "NaN"."""
+    if not Decimal(amount).is_finite():
+        raise ValueError(f"refusing to show the amount {amount}")
+    return lang.currency(amount, currency, grouping=True)
+
+
+def translate(text):
+    "text in the language of the transaction"
+    Translation = Pool().get('ir.translation')
+    return Translation.get_report(TEXTS, text)
+
+
+def translate_plural(singular, plural, count):
+    "singular or plural as count asks, in the language of the transaction"
+    Translation = Pool().get('ir.translation')
+    text = Translation.get_report(TEXTS, singular, plural, count)
+    # Without a translation Tryton answers the singular whatever the count.
+    if text == singular and count != 1:
+        return plural
+    return text
+
+
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / 'templates'),
     autoescape=select_autoescape(['html', 'xml']),
-    trim_blocks=True, lstrip_blocks=True)
+    trim_blocks=True, lstrip_blocks=True,
+    extensions=['jinja2.ext.i18n'])
+TEMPLATES.policies['ext.i18n.trimmed'] = True
+TEMPLATES.install_gettext_callables(
+    translate, translate_plural, newstyle=True)
 
 
 class Portal:
@@ -118,15 +156,34 @@ class Portal:
 
     @cached_property
     def lang(self):
-        "The code of the customer's language, which is set per company"
+        """The code of the customer's language, which is set per company;
+        before a login, the browser's preferred one of the translated
+        languages"""
         if self.party:
-            Party = self.pool.get('party.party')
-            with Transaction().set_context(
-                    company=self.company.id if self.company else None):
-                party = Party(self.party.id)
-                if party.lang:
-                    return party.lang.code
-        return 'en'
+            return self.party_lang(self.party)
+        Lang = self.pool.get('ir.lang')
+        codes = [l.code for l in Lang.search([('translatable', '=', True)])]
+        return self.request.accept_languages.best_match(
+            codes, default='en')
+
+    def party_lang(self, party):
+        Party = self.pool.get('party.party')
+        with Transaction().set_context(
+                company=self.company.id if self.company else None):
+            party = Party(party.id)
+            return party.lang.code if party.lang else 'en'
+
+    def speak_to(self, party):
+        """Use the language of party, whom a link names without a login,
+        for the page and, in the context returned, for the messages"""
+        self.lang = self.party_lang(party)
+        self.__dict__.pop('lang_record', None)
+        return Transaction().set_context(language=self.lang)
+
+    @property
+    def lang_tag(self):
+        "The language as HTML names it: en-GB for Tryton's en_GB"
+        return self.lang.replace('_', '-')
 
     @cached_property
     def lang_record(self):
@@ -138,8 +195,8 @@ class Portal:
 
     def money(self, amount, currency=None):
         "amount as the customer reads money: their language, the currency"
-        return self.lang_record.currency(
-            amount, currency or self.currency, grouping=True)
+        return format_money(
+            self.lang_record, amount, currency or self.currency)
 
     def date(self, value):
         return self.lang_record.strftime(value) if value else ''
@@ -192,9 +249,14 @@ class Portal:
         values.setdefault('portal', self)
         values.setdefault('csrf_field', CSRF_FIELD)
         values.setdefault('request_path', self.request.path)
-        body = TEMPLATES.get_template(template).render(**values)
+        with Transaction().set_context(language=self.lang):
+            body = TEMPLATES.get_template(template).render(**values)
         return Response(body, status=status,
             content_type='text/html; charset=utf-8')
+
+    def error(self, status, message):
+        "A short page saying what went wrong, in the customer's language"
+        return self.render('error.html', status=status, message=message)
 
     def redirect(self, path=''):
         return redirect(self.url(path), code=HTTPStatus.SEE_OTHER)
@@ -237,13 +299,18 @@ def route(path, methods=('GET',), login=True):
             # A transaction retried by Tryton starts the request again.
             deferred.clear()
             portal = Portal(request, pool, database_name, deferred)
+            context = {'language': portal.lang}
+            if portal.company:
+                context['company'] = portal.company.id
             try:
                 if (request.method in UNSAFE_METHODS
                         and not portal.csrf_valid()):
-                    response = portal.render('error.html',
-                        status=HTTPStatus.BAD_REQUEST,
-                        message="This form has expired or did not come from "
-                        "this portal. Reload the page and try again.")
+                    with Transaction().set_context(**context):
+                        response = portal.error(HTTPStatus.BAD_REQUEST,
+                            gettext('dunning_portal.msg_portal_csrf'))
+                elif any(isinstance(v, int) and v > MAX_ID
+                        for v in kwargs.values()):
+                    portal.not_found()
                 elif login and not portal.user:
                     back = quote(request.path, safe='/' + PATH_SAFE)
                     if request.query_string:
@@ -252,17 +319,14 @@ def route(path, methods=('GET',), login=True):
                         portal.url('login') + '?next=' + quote(back, safe=''),
                         code=HTTPStatus.SEE_OTHER)
                 else:
-                    context = {'language': portal.lang}
-                    if portal.company:
-                        context['company'] = portal.company.id
                     with Transaction().set_context(**context):
                         response = func(request, pool, portal, **kwargs)
             except HTTPException as exception:
                 if exception.code != HTTPStatus.NOT_FOUND:
                     raise
-                response = portal.render('error.html',
-                    status=HTTPStatus.NOT_FOUND,
-                    message="This page does not exist.")
+                with Transaction().set_context(**context):
+                    response = portal.error(HTTPStatus.NOT_FOUND,
+                        gettext('dunning_portal.msg_portal_not_found'))
             return portal.finish(response)
         return endpoint
     return decorator

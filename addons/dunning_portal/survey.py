@@ -66,6 +66,9 @@ def sign_survey(secret, kind, reference, expires):
 
 def read_survey(secret, token, today):
     "Return (kind, reference) of a valid token, else raise ValueError"
+    # hmac compares only ASCII text: anything else was never ours.
+    if not token.isascii():
+        raise ValueError('malformed')
     try:
         kind, reference, expires, signature = token.split('.')
         expires = dt.date.fromisoformat(expires)
@@ -466,8 +469,15 @@ def survey(request, pool, portal, token):
         subject = Answer.subject(token, today)
     except ValueError as exception:
         return portal.render('survey_invalid.html',
-            status=HTTPStatus.BAD_REQUEST,
+            status=HTTPStatus.GONE if str(exception) == 'expired'
+            else HTTPStatus.BAD_REQUEST,
             message=gettext(f'dunning_portal.msg_survey_link_{exception}'))
+    with portal.speak_to(subject['party']):
+        return answer_survey(request, portal, Answer, subject, today)
+
+
+def answer_survey(request, portal, Answer, subject, today):
+    "The survey page of a valid link, in the customer's language"
     answered = Answer.answered(subject)
     if answered:
         return portal.render('survey_done.html', answer=answered,

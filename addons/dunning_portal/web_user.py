@@ -41,6 +41,9 @@ def _signature(secret, payload):
 
 def read_link(secret, token, now):
     "Return the party id of a valid token, else raise ValueError"
+    # hmac compares only ASCII text: anything else was never ours.
+    if not token.isascii():
+        raise ValueError('malformed')
     try:
         party_id, expires, nonce, signature = token.split('.')
         party_id, expires = int(party_id), int(expires)
