@@ -251,3 +251,12 @@ def send_pending(config):
         transaction.tasks.clear()
     for task_id in tasks:
         run_task(pool, task_id)
+
+
+def pytest_terminal_summary(terminalreporter):
+    "Show what tests recorded with record_property, -s or not"
+    for status in ('passed', 'failed'):
+        for report in terminalreporter.getreports(status):
+            for name, value in report.user_properties:
+                terminalreporter.write_line(
+                    f"{report.nodeid}: {name} = {value}")

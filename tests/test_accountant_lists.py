@@ -53,12 +53,12 @@ def test_age_in_days_and_fee_of_the_level(tryton, mailbox):
 def test_dry_run_names_parties_levels_channels_amounts_and_actions(
         tryton, mailbox):
     party = make_customer("Fleet Services Ltd", 'ap@fleet.example')
-    invoice = make_invoice(tryton, party, '980.00', INVOICE_DATE)
+    invoice = make_invoice(tryton, party, '1980.00', INVOICE_DATE)
     summary = run_dunning(day(45), dry_run=True)
 
-    assert (f"- Fleet Services Ltd: Collections by Email, $980.00 "
+    assert (f"- Fleet Services Ltd: Collections by Email, $1,980.00 "
         f"({invoice.number})") in summary
-    assert ("* Fleet Services Ltd: hand $980.00 over to collections "
+    assert ("* Fleet Services Ltd: hand $1,980.00 over to collections "
         "(Collections)") in summary
     assert "collection " not in summary.replace("collections", ""), (
         "no action code")

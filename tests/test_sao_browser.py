@@ -5,7 +5,8 @@ every action they relate to and every wizard of ours up to its first form.
 
 Any browser console error, page error, error dialog of the server, or
 screen still "Processing" after 10 s fails the test. A screenshot of each
-screen is written under var/sao-screens/ for a person to look at.
+screen is written under var/sao-screens/<backend>/ for a person to look
+at.
 
 The screens are found in the database, not listed here: a menu, action or
 wizard another module adds is opened too.
@@ -20,12 +21,14 @@ import pytest
 from proteus import Model
 from werkzeug.serving import make_server
 
+from trytond import backend
+
 from conftest import YEAR, free_port, make_customer, make_invoice, run_dunning
 from portal_support import chromium, make_portal_user  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SAO = ROOT / 'var' / 'sao'
-SCREENS = ROOT / 'var' / 'sao-screens'
+SCREENS_ROOT = ROOT / 'var' / 'sao-screens'
 MODULES = ['dunning_advanced', 'dunning_sms', 'dunning_portal']
 # What an accountant holds: the Accounting groups and the Dunning group,
 # not Administration.
@@ -216,9 +219,10 @@ def _screens(pool, user_id, ours, models):
 class Sao:
     "The accountant's browser tab, watched for errors"
 
-    def __init__(self, page, base):
+    def __init__(self, page, base, screens_dir):
         self.page = page
         self.base = base
+        self.screens_dir = screens_dir
         self.errors = []
         self.requests = 0
         self.shots = 0
@@ -282,7 +286,7 @@ class Sao:
         self.shots += 1
         name = re.sub(r'[^\w]+', '-', what).strip('-').lower()
         self.page.screenshot(
-            path=SCREENS / f'{self.shots:03d}-{name[:80]}.png')
+            path=self.screens_dir / f'{self.shots:03d}-{name[:80]}.png')
 
     def check(self, what):
         ok = self.settle(what)
@@ -347,7 +351,7 @@ class Sao:
         self.check(what)
         self.pages(what)
 
-    def open(self, kind, action_id, data, name):
+    def open(self, kind, action_id, data, name, close=True):
         if kind == 'menu':
             # As sao's menu does
             self.page.evaluate('''(id) => {
@@ -368,6 +372,8 @@ class Sao:
             assert wizard.locator('.form:visible').count(), (
                 f"{name}: the wizard shows no form")
             self.pages(name, '.wizard-dialog.in')
+            if not close:
+                return
             # Tryton's wizards put Cancel first
             wizard.last.locator('.modal-footer button').first.click()
             self.settle(f"{name}: closing")
@@ -378,6 +384,17 @@ class Sao:
         else:
             assert kind != 'wizard', f"{name}: the wizard shows nothing"
         self.close_all(name)
+    def dry_run(self, action_id):
+        "The result of the Run Dunning wizard's dry run, as sao shows it"
+        self.open('wizard', action_id, None, "Run Dunning", close=False)
+        wizard = self.page.locator('.wizard-dialog.in')
+        wizard.locator('.modal-footer button.btn-primary').click()
+        self.check("Run Dunning / dry run")
+        summary = wizard.locator('textarea').input_value()
+        wizard.locator('.modal-footer button').first.click()
+        self.settle("Run Dunning / dry run: closing")
+        return summary
+
 
 def test_every_screen_opens_for_an_accountant(
         tryton_all, mailbox, sao_server, chromium, record_property):
@@ -388,11 +405,13 @@ def test_every_screen_opens_for_an_accountant(
     found = screens(config.database_name, accountant.id)
     assert {kind for kind, *_ in found} == {'menu', 'action', 'wizard'}
 
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENS.glob('*.png'):
+    # One folder per backend: make test runs both at once
+    screens_dir = SCREENS_ROOT / backend.name
+    screens_dir.mkdir(parents=True, exist_ok=True)
+    for old in screens_dir.glob('*.png'):
         old.unlink()
     page = chromium.new_page(viewport={'width': 1400, 'height': 900})
-    sao = Sao(page, sao_server)
+    sao = Sao(page, sao_server, screens_dir)
     sao.login(config.database_name)
     without = []
     for kind, action_id, data, name in found:
@@ -401,9 +420,16 @@ def test_every_screen_opens_for_an_accountant(
             without.append(name)
         else:
             sao.open(kind, action_id, data, name)
-    assert not sao.errors, '\n'.join(sao.errors)
+
+    ModelData = Model.get('ir.model.data')
+    Wizard = Model.get('ir.action.wizard')
+    run_wizard = Wizard(ModelData.get_id(
+            'dunning_advanced', 'wizard_run_dunning', config.context))
+    summary = sao.dry_run(run_wizard.action.id)
+    assert ("- Fleet Services Ltd: Collections by Letter, $2,300.00"
+        in summary), summary
     record_property('sao_screens', sao.shots)
-    print(f"sao: {sao.shots} screens opened, screenshots in {SCREENS}")
     if without:
-        print("sao: not opened, no record to open them on: "
-            + ', '.join(without))
+        record_property('sao_not_opened', ', '.join(without))
+    assert not sao.errors, '\n'.join(sao.errors)
+    print(f"sao: {sao.shots} screens opened, screenshots in {screens_dir}")

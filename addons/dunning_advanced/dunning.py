@@ -17,7 +17,6 @@ from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.modules.account.exceptions import PeriodNotFoundError
-from trytond.modules.currency.fields import Monetary
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
@@ -106,8 +105,10 @@ class Dunning(metaclass=PoolMeta):
             states={'invisible': Eval('state') == 'draft'},
             help="How many days the dunning has been at the level."),
         'get_age_days')
-    fee_amount = fields.Function(Monetary(
-            "Fee", currency='currency', digits='currency',
+    # Not Monetary: sao would show the currency symbol alone in the rows
+    # without fee.
+    fee_amount = fields.Function(fields.Numeric(
+            "Fee", digits='currency',
             help="The fees the levels reached charged on the line."),
         'get_fee_amount')
 
@@ -1014,7 +1015,8 @@ class Run(ModelSQL, ModelView):
                 ['segment'])['segment']['selection'])
 
         def amount(value):
-            return lang.currency(value, currency) if value else ''
+            return (lang.currency(value, currency, grouping=True)
+                if value else '')
 
         def invoices(line_ids):
             numbers = [lines[l]['number'] for l in line_ids
@@ -1029,7 +1031,7 @@ class Run(ModelSQL, ModelView):
             out.append(gettext('dunning_advanced.msg_dry_run_message',
                     party=parties[message.party_id]['name'],
                     level=levels[message.level_id].rec_name,
-                    channel=channels.get(message.channel, message.channel),
+                    channel=channels[message.channel],
                     amount=amount(message.amount),
                     invoices=invoices(message.line_ids)))
         for action in decisions.actions:
@@ -1053,7 +1055,7 @@ class Run(ModelSQL, ModelView):
         if counts:
             out.append(gettext('dunning_advanced.msg_dry_run_segments',
                     segments=', '.join(
-                        f'{segments.get(segment, segment)} {count}'
+                        f'{segments[segment]} {count}'
                         for segment, count in sorted(counts.items()))))
         skipped = Counter(skip.reason for skip in decisions.skipped)
         for reason, count in sorted(skipped.items()):
