@@ -892,7 +892,8 @@ class _Texts:
     def totals_text(self, statement):
         totals = [(gettext('dunning_advanced.msg_total_label', label=label),
                 amount) for label, amount, _ in self.totals(statement)]
-        width = max(len(label) for label, _ in totals)
+        # Nothing left open once all is paid before the reminder leaves.
+        width = max((len(label) for label, _ in totals), default=0)
         return '\n'.join(f'{label:<{width}} {amount}'
             for label, amount in totals)
 
