@@ -614,7 +614,7 @@ def check_totals(corpus, case, cases):
     totals = totals_of(corpus, case)
     zero = Decimal(0)
     for name, column in [
-            ('overdue', -2), ('due_today', -2), ('not_yet_due', -1)]:
+            ('overdue', -2), ('due_today', -1), ('not_yet_due', -1)]:
         rows = sum((amount_of(case, r[column])
                 for r in section(corpus, case, name)), zero)
         if totals.get(name, zero) != rows:
