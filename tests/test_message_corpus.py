@@ -8,7 +8,7 @@ person to read.
 
 The customers owe three invoices: one due on M (the oldest), one due on
 M + 20 and one due on M + 80. The reminder of each level is written on the
-day after the oldest invoice reached it, with what the levels up to it did
+day the oldest invoice reaches it, with what the levels up to it did
 already applied: orders on hold from the blocking level on, a collection
 case at the collections level, the fee at the final notice for the customers
 whose policy charges one.
@@ -253,7 +253,7 @@ class Corpus:
             Plan.accept([plan])
 
     def render_all(self):
-        """Each level in turn on the day after the oldest line reached it:
+        """Each level in turn on the day the oldest line reaches it:
         first for the customers whose policy charges a fee at the final
         notice, then for the others, whose policy charges none"""
         cases = []
@@ -276,7 +276,7 @@ class Corpus:
             NEUTRAL, Message)
         cases = []
         for level in self.levels:
-            date = OLDEST + dt.timedelta(days=level.offset_days + 1)
+            date = OLDEST + dt.timedelta(days=level.offset_days)
             self.apply_level(level, date, party_ids)
             with Transaction().set_context(company=self.company.id):
                 context = Run.load_context(self.company, date)
@@ -614,7 +614,7 @@ def check_totals(corpus, case, cases):
     totals = totals_of(corpus, case)
     zero = Decimal(0)
     for name, column in [
-            ('overdue', -2), ('due_today', -2), ('not_yet_due', -1)]:
+            ('overdue', -2), ('due_today', -1), ('not_yet_due', -1)]:
         rows = sum((amount_of(case, r[column])
                 for r in section(corpus, case, name)), zero)
         if totals.get(name, zero) != rows:

@@ -717,9 +717,9 @@ class _Texts:
         self._rows = {}
         self._statements = {}
         self.headers = {
-            'due': [gettext(f'dunning_advanced.msg_column_{c}') for c in (
+            'late': [gettext(f'dunning_advanced.msg_column_{c}') for c in (
                     'invoice', 'date', 'due_date', 'amount', 'days_late')],
-            'not_yet_due': [gettext(f'dunning_advanced.msg_column_{c}')
+            'on_time': [gettext(f'dunning_advanced.msg_column_{c}')
                 for c in ('invoice', 'date', 'due_date', 'amount')],
             'credits': [gettext(f'dunning_advanced.msg_column_{c}')
                 for c in ('reference', 'date', 'credit')],
@@ -836,16 +836,16 @@ class _Texts:
                 self.date(line['invoice_date']),
                 self.date(line['maturity_date']),
                 self.money(line['amount'])] + (
-                    [str(days)] if days >= 0 else [])
+                    [str(days)] if days > 0 else [])
         return self._rows[key]
 
     def sections(self, statement, date):
         "(title, headers, rows) of each part of the statement not empty"
         sections = []
         for name, lines, headers in (
-                ('overdue', statement.overdue, 'due'),
-                ('due_today', statement.due_today, 'due'),
-                ('not_yet_due', statement.not_yet_due, 'not_yet_due')):
+                ('overdue', statement.overdue, 'late'),
+                ('due_today', statement.due_today, 'on_time'),
+                ('not_yet_due', statement.not_yet_due, 'on_time')):
             if lines:
                 sections.append((self.titles[name], self.headers[headers],
                         [self._row(l, date) for l in lines]))
@@ -896,7 +896,8 @@ class _Texts:
     def totals_text(self, statement):
         totals = [(gettext('dunning_advanced.msg_total_label', label=label),
                 amount) for label, amount, _ in self.totals(statement)]
-        width = max(len(label) for label, _ in totals)
+        # Nothing left open once all is paid before the reminder leaves.
+        width = max((len(label) for label, _ in totals), default=0)
         return '\n'.join(f'{label:<{width}} {amount}'
             for label, amount in totals)
 
