@@ -676,8 +676,10 @@ def find_procedure(verbose):
 
 # account.configuration fields of dunning_advanced used in the reminders
 DUNNING_CONFIGURATION = {
+    # Names and numbers only: the contact is not translated, and French
+    # customers read it too
     'dunning_contact': (
-        "Claire Durand, credit control, +33 4 99 00 10 21, "
+        "Claire Durand, +33 4 99 00 10 21, "
         "accounts@pieces-auto.example"),
     }
 DUNNING_CONFIGURATION_TRANSLATED = {
