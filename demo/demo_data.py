@@ -18,7 +18,15 @@ well-defined situations for the dunning run of today:
   one of whom paid an invoice less the discount 8 days ago (the daily run
   grants the discount);
 * the on-time reward of reliable customers configured (0.5 % of what they
-  paid on time in the quarter, from 10 EUR).
+  paid on time in the quarter, from 10 EUR);
+* payment plans the policy lets customers propose in the portal, card
+  payments through the local Stripe and SMS through the local Twilio of
+  ``run_demo.py`` for the customers with a mobile number;
+* French customers speaking French, UK customers en_GB (DD/MM/YYYY).
+
+``load`` builds the ledger up to HISTORY_DAYS ago; ``run_history`` then
+posts and pays the rest day by day, running the daily dunning of each day
+as of that day, its reminders recorded as sent at their time.
 
 The payment profiles are such that the daily run learns every segment:
 reliable, first-time late, repeat late, high risk and new
@@ -27,7 +35,9 @@ reliable, first-time late, repeat late, high risk and new
 Everything is relative to the real today, and deterministic
 (``random.Random(42)``).
 
-Usable alone on a database where ``dunning_advanced`` is activated::
+Usable alone on a database where ``dunning_advanced``, ``dunning_sms``
+and ``dunning_portal`` are activated (the ledger of today, without the runs
+of the past)::
 
     python demo/demo_data.py -c var/trytond-demo.conf -d demo
 """
@@ -255,6 +265,50 @@ PORTAL_CUSTOMERS = [
     ("Harper Mobile Mechanics", NEW),
     ]
 PORTAL_PASSWORD = 'Garage-demo-2026'
+# The languages of the customers, by their key in CUSTOMERS: Tryton ships
+# English with US dates (MM/DD/YYYY) only, so the UK customers speak
+# en_GB, English (its translations fall back to en) with DD/MM/YYYY dates.
+LANGS = {'fr': 'fr', 'en': 'en_GB'}
+EN_GB = {
+    'name': "English (United Kingdom)", 'code': 'en_GB', 'direction': 'ltr',
+    'nplurals': 2, 'plural': 'n != 1',
+    'date': '%d/%m/%Y', 'am': 'AM', 'pm': 'PM',
+    'grouping': '[3, 3, 0]', 'decimal_point': '.', 'thousands_sep': ',',
+    'mon_grouping': '[3, 3, 0]', 'mon_decimal_point': '.',
+    'mon_thousands_sep': ',', 'p_sign_posn': 1, 'n_sign_posn': 1,
+    'positive_sign': '', 'negative_sign': '-', 'p_cs_precedes': True,
+    'n_cs_precedes': True, 'p_sep_by_space': False, 'n_sep_by_space': False,
+    }
+# Payment plans the customers may propose in the portal: up to 6
+# instalments over 120 days, each of at least 50 EUR, the first paid on
+# acceptance, every segment but high risk; an accountant approves the plans
+# above 5000 EUR first.
+PLAN_LIMITS = {
+    'plan_allowed': True,
+    'plan_max_instalments': 6,
+    'plan_max_days': 120,
+    'plan_min_instalment': Decimal('50'),
+    'plan_first_payment': True,
+    'plan_approval_above': Decimal('5000'),
+    }
+# Card payments in the portal, against the local Stripe run_demo.py starts
+# (tests/stripe_server.py): its test keys, and the least part payment.
+STRIPE_SECRET_KEY = 'sk_test_' + 'demo' * 6
+STRIPE_PUBLISHABLE_KEY = 'pk_test_' + 'demo' * 6
+STRIPE_SIGNING_SECRET = 'whsec_' + 'demo' * 8
+CARD_MINIMUM = Decimal('50')
+# SMS through the local Twilio run_demo.py starts (tests/twilio_server.py)
+TWILIO_ACCOUNT_SID = 'AC' + 'de' * 16
+TWILIO_AUTH_TOKEN = 'demo-auth-token-' + '0' * 16
+SMS_SENDER = '+33757000000'
+# The customers who gave a mobile number: their courtesy, due-date and
+# first overdue reminders go by SMS.
+MOBILES = {
+    "Wilson Auto Repairs": '+44 7911 123456',
+    "Garage Nouvelle Route": '+33 6 12 34 56 78',
+    "Harper Mobile Mechanics": '+44 7400 123456',
+    "Garage Dupont": '+33 6 98 76 54 32',
+    }
 # On-time reward of reliable customers: rate, minimum, product
 REWARD_RATE = Decimal('0.005')
 REWARD_MINIMUM = Decimal('10')
@@ -325,7 +379,9 @@ def setup_company(today, verbose):
             country.save()
             countries[code] = country
 
-    langs = {l.code: l for l in Lang.find([('code', 'in', ['fr', 'en'])])}
+    en_gb = Lang(**EN_GB)
+    en_gb.save()
+    langs = {l.code: l for l in Lang.find([('code', 'in', ['fr', 'en_GB'])])}
 
     party = Party(name=COMPANY_NAME, lang=langs.get('fr'))
     address, = party.addresses
@@ -541,6 +597,64 @@ def setup_payment_method(company, accounts):
     return method
 
 
+def setup_plans(procedure, verbose):
+    "The payment plans the customers may propose in the portal"
+    for name, value in PLAN_LIMITS.items():
+        setattr(procedure, name, value)
+    procedure.save()
+    _log(verbose, "payment plans in the portal: up to %(plan_max_instalments)s "
+        "instalments over %(plan_max_days)s days, each from "
+        "%(plan_min_instalment)s EUR, approval above %(plan_approval_above)s "
+        "EUR" % PLAN_LIMITS)
+
+
+def setup_card_payments(company, accounts, bank, verbose):
+    """Card payments in the portal through Stripe: the Stripe account of the
+    local Stripe, signed webhooks, and a payment journal booking the card
+    payments on a clearing account until the payout reaches the bank.
+    Return the webhook identifier of the Stripe account."""
+    Account = Model.get('account.account')
+    StripeAccount = Model.get('account.payment.stripe.account')
+    PaymentJournal = Model.get('account.payment.journal')
+    Configuration = Model.get('account.configuration')
+
+    cash = accounts['cash']
+    clearing = Account(name="Stripe balance", company=company,
+        parent=cash.parent, type=cash.type, reconcile=True, deferral=True)
+    clearing.save()
+    account = StripeAccount(name="Stripe (local test server)",
+        secret_key=STRIPE_SECRET_KEY,
+        publishable_key=STRIPE_PUBLISHABLE_KEY)
+    account.save()
+    account.click('new_identifier')
+    account.webhook_signing_secret = STRIPE_SIGNING_SECRET
+    account.save()
+    journal = PaymentJournal(name="Card (Stripe)", process_method='stripe',
+        currency=company.currency, stripe_account=account,
+        clearing_account=clearing, clearing_journal=bank)
+    journal.save()
+    configuration = Configuration(1)
+    configuration.portal_payment_journal = journal
+    configuration.portal_payment_minimum = CARD_MINIMUM
+    configuration.save()
+    _log(verbose, "card payments: Stripe account %r, journal %r, clearing "
+        "account %r, from %s EUR" % (account.name, journal.name,
+            clearing.name, CARD_MINIMUM))
+    return account.webhook_identifier
+
+
+def setup_sms(verbose):
+    "The Twilio account and sender of the SMS reminders"
+    Configuration = Model.get('account.configuration')
+    configuration = Configuration(1)
+    configuration.sms_account_sid = TWILIO_ACCOUNT_SID
+    configuration.sms_auth_token = TWILIO_AUTH_TOKEN
+    configuration.sms_from_number = SMS_SENDER
+    configuration.save()
+    _log(verbose, "SMS from %s, %d customers with a mobile number" % (
+            SMS_SENDER, len(MOBILES)))
+
+
 def find_procedure(verbose):
     "Return the dunning procedure of dunning_advanced or None"
     config = pconfig.get_config()
@@ -562,11 +676,11 @@ def find_procedure(verbose):
 
 # account.configuration fields of dunning_advanced used in the reminders
 DUNNING_CONFIGURATION = {
+    # Names and numbers only: the contact is not translated, and French
+    # customers read it too
     'dunning_contact': (
-        "Claire Durand, credit control, +33 4 99 00 10 21, "
+        "Claire Durand, +33 4 99 00 10 21, "
         "accounts@pieces-auto.example"),
-    # The opt-out links of the emails point to the demo server
-    'dunning_portal_url': 'http://localhost:8000/demo',
     }
 DUNNING_CONFIGURATION_TRANSLATED = {
     'dunning_payment_instructions': {
@@ -580,10 +694,12 @@ DUNNING_CONFIGURATION_TRANSLATED = {
     }
 
 
-def setup_dunning(procedure, verbose):
+def setup_dunning(procedure, portal_url, verbose):
     config = pconfig.get_config()
     Configuration = Model.get('account.configuration')
     configuration = Configuration(1)
+    # The portal and opt-out links of the reminders point to the demo server
+    configuration.dunning_portal_url = portal_url
     missing = []
     if procedure:
         configuration.default_dunning_procedure = procedure
@@ -618,7 +734,7 @@ def create_customers(rng, countries, langs, terms, procedure):
     for index, (name, country, city, postal_code, street, lang, term,
             rate, profile, role) in enumerate(CUSTOMERS):
         party = Party(name=name)
-        party.lang = langs.get(lang)
+        party.lang = langs[LANGS[lang]]
         address, = party.addresses
         address.street = street
         address.postal_code = postal_code
@@ -647,6 +763,8 @@ def create_customers(rng, countries, langs, terms, procedure):
         else:
             phone = '+44 121 496 0%03d' % rng.randint(0, 999)
         party.contact_mechanisms.new(type='phone', value=phone)
+        if name in MOBILES:
+            party.contact_mechanisms.new(type='mobile', value=MOBILES[name])
         party.customer_payment_term = terms[term]
         party.credit_limit_amount = CREDIT_LIMITS[profile]
         if procedure:
@@ -976,6 +1094,135 @@ def pay_invoices(to_pay, method, refs):
             Reconciliation._proxy.create(reconciliations, context)
 
 
+DISPUTE_REASON = "Customer disputes the brake discs delivery"
+# The days before today the daily dunning ran: from the courtesy reminder of
+# the oldest invoice still open (89 days late, high risk)
+HISTORY_DAYS = 105
+# Days after the due date on which Transports Fournier disputed its invoice
+DISPUTED_AFTER = 3
+
+
+class Ledger:
+    """The invoices to post and the payments to record, each on its date:
+    ``until(date)`` brings the ledger to what it was at the end of date"""
+
+    def __init__(self, database, method, refs, posts, payments):
+        self.database = database
+        self.method = method
+        self.refs = refs
+        self.posts = posts
+        self.payments = payments
+        self.paid = []
+
+    def until(self, date):
+        posts = [i for d, i in self.posts if d <= date]
+        payments = [p for p in self.payments if p[0] <= date]
+        self.posts = [(d, i) for d, i in self.posts if d > date]
+        self.payments = [p for p in self.payments if p[0] > date]
+        if posts:
+            post_invoices(posts, self.database)
+        if payments:
+            pay_invoices(payments, self.method, self.refs)
+            self.paid.extend(payments)
+
+
+def block_disputed(summary, verbose):
+    "Block the dunning of the disputed invoice with its reason"
+    Invoice = Model.get('account.invoice')
+    Dunning = Model.get('account.dunning')
+    invoice = Invoice(summary['disputed_invoice'])
+    lines = [l.id for l in invoice.lines_to_pay]
+    dunnings = Dunning.find([('line', 'in', lines)])
+    for dunning in dunnings:
+        dunning.blocked = True
+        dunning.block_reason = DISPUTE_REASON
+    Dunning.save(dunnings)
+    _log(verbose, "dunning of %s (%s) blocked: %s" % (
+            invoice.number, invoice.party.rec_name, DISPUTE_REASON))
+
+
+def run_history(database, today, summary, verbose=True):
+    """Run the daily dunning of each of the HISTORY_DAYS days before today,
+    as of that day, on the ledger of that day (the invoices posted and the
+    payments received on each day before its run), as the scheduled job
+    did; the reminders each run planned for that day are recorded as sent
+    then, their texts written that day, and are not sent again. Today's
+    run then finds every line at the level it reached before today and
+    sends only what today brings. Transports Fournier disputes its invoice
+    DISPUTED_AFTER days after the due date."""
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction, TransactionError
+
+    config = pconfig.get_config()
+    ledger = summary['ledger']
+    # The runs of the past share out no batches: the demo runs on SQLite.
+    context = dict(config.context, dunning_run_processes=1)
+    disputed_on = summary['disputed_due_date'] + dt.timedelta(
+        days=DISPUTED_AFTER)
+    Run = Pool(database).get('account.dunning.run')
+    # The runs post moves (early-payment discounts, fees, interest): taken
+    # from the start, the lock of their journal periods spares a run
+    # restarted half-way, as Tryton restarts a transaction missing a lock.
+    extras = {'_lock_tables': ['account_journal_period']}
+    start = today - dt.timedelta(days=HISTORY_DAYS)
+    dates = [start + dt.timedelta(days=n) for n in range(HISTORY_DAYS)]
+    sent = 0
+    for date in dates:
+        ledger.until(date)
+        while True:
+            with Transaction().start(database, config.user,
+                    context=context, **extras) as transaction:
+                try:
+                    Run.execute(date, send=False)
+                except TransactionError as error:
+                    transaction.rollback()
+                    error.fix(extras)
+                    continue
+            break
+        if date == disputed_on:
+            block_disputed(summary, verbose)
+        sent += mark_sent(database, config.user, context,
+            dt.datetime.combine(date + dt.timedelta(days=1), dt.time()))
+    ledger.until(today)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    sent += mark_sent(database, config.user, context, now)
+    _log(verbose, "%d daily runs of the past, from %s to %s: %d reminders "
+        "sent then, recorded at their time" % (
+            len(dates), dates[0], dates[-1], sent))
+    return dates
+
+
+def mark_sent(database, user, context, before):
+    """Write the texts of the messages the run of the day queued, on the
+    ledger of that day, and record those planned before before (UTC) as
+    sent at the time they were planned for; return how many"""
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+
+    with Transaction().start(database, user, context=context):
+        pool = Pool()
+        Message = pool.get('account.dunning.message')
+        Audit = pool.get('account.dunning.audit')
+        Message.render(Message.search([
+                    ('state', 'in', ['queued', 'deferred']),
+                    ('body', '=', None),
+                    ], order=[('id', 'ASC')]))
+        messages = Message.search([
+                ('state', 'in', ['queued', 'deferred']),
+                ('planned_at', '<', before),
+                ], order=[('id', 'ASC')])
+        for message in messages:
+            message.state = 'sent'
+            message.sent_at = message.planned_at
+            message.next_attempt = None
+            message.attempts = 1
+        Message.save(messages)
+        Audit.record([Audit.entry('message_sent', party=m.party,
+                    level=m.level, message=m, date=m.date)
+                for m in messages])
+    return len(messages)
+
+
 class _Timer:
     "Wall and CPU seconds since creation"
 
@@ -988,11 +1235,13 @@ class _Timer:
             time.monotonic() - self.wall, time.process_time() - self.cpu)
 
 
-def load(config_file, database, today=None, verbose=True):
+def load(config_file, database, today=None, verbose=True,
+        portal_url='http://localhost:8000/demo'):
     """Load the demo data into database and return a summary dict.
 
-    The database must have dunning_advanced (or at least account_invoice,
-    account_dunning and account_credit_limit) activated and no company."""
+    The database must have dunning_advanced, dunning_sms and dunning_portal
+    activated and no company; portal_url is the address of the database on
+    the server, to which the reminders link."""
     if today is None:
         today = dt.date.today()
     timer = _Timer()
@@ -1017,7 +1266,10 @@ def load(config_file, database, today=None, verbose=True):
             len(products), len(terms), method.name))
 
     procedure = find_procedure(verbose)
-    setup_dunning(procedure, verbose)
+    setup_dunning(procedure, portal_url, verbose)
+    setup_plans(procedure, verbose)
+    webhook = setup_card_payments(company, accounts, method.journal, verbose)
+    setup_sms(verbose)
 
     parties = create_customers(rng, countries, langs, terms, procedure)
     _log(verbose, "%d customers (%s)" % (len(parties), timer))
@@ -1044,38 +1296,30 @@ def load(config_file, database, today=None, verbose=True):
     invoices = create_invoices(plans, parties, products, refs)
     _log(verbose, "%d invoices and 1 credit note created (%s)" % (
             len(invoices) - 1, timer))
-    post_invoices(invoices, database)
-    _log(verbose, "posted (%s)" % timer)
 
-    to_pay = sorted(
-        ((p['pay'], i, p.get('pay_discount'))
-            for p, i in zip(plans, invoices) if p['pay']),
-        key=lambda x: (x[0], x[1].id))
-    pay_invoices(to_pay, method, refs)
-    paid = sum(1 for _, _, rate in to_pay if rate is None)
-    _log(verbose, "%d invoices paid at their payment date (%s)" % (
-            paid, timer))
-    for date, invoice, rate in to_pay:
-        if rate is not None:
-            invoice.reload()
-            _log(verbose, "%s of %s (%s EUR) paid on %s less its %s %% "
-                "early-payment discount: the daily run grants the rest" % (
-                    invoice.number, invoice.party.rec_name,
-                    invoice.total_amount, date, (rate * 100).normalize()))
+    # The ledger up to the start of the runs of the past; run_history
+    # posts and pays the rest day by day, as it happened.
+    start = today - dt.timedelta(days=HISTORY_DAYS)
+    ledger = Ledger(database, method, refs,
+        posts=sorted(((p['date'], i) for p, i in zip(plans, invoices)),
+            key=lambda x: (x[0], x[1].id)),
+        payments=sorted(((p['pay'], i, p.get('pay_discount'))
+                for p, i in zip(plans, invoices) if p['pay']),
+            key=lambda x: (x[0], x[1].id)))
+    ledger.until(start - dt.timedelta(days=1))
+    _log(verbose, "invoices posted and paid up to %s (%s)" % (
+            start - dt.timedelta(days=1), timer))
+    paid = sum(1 for _, _, rate in ledger.payments + ledger.paid
+        if rate is None)
 
     by_kind = {}
     for plan, invoice in zip(plans, invoices):
-        by_kind.setdefault(plan['kind'], []).append(invoice)
-    credit_note, = by_kind.pop('credit_note_document')
-    credit_note.reload()
-    _log(verbose, "credit note %s for %s (%s EUR, left unreconciled)" % (
-            credit_note.number, credit_note.party.rec_name,
-            credit_note.total_amount))
-    disputed, = by_kind['disputed']
-    disputed.reload()
-    _log(verbose, "disputed invoice %s for %s, due %s" % (
-            disputed.number, disputed.party.rec_name,
-            disputed.lines_to_pay[0].maturity_date))
+        by_kind.setdefault(plan['kind'], []).append(
+            (plan['due'] if 'due' in plan else None, invoice))
+    (_, credit_note), = by_kind.pop('credit_note_document')
+    (disputed_due, disputed), = by_kind['disputed']
+    _log(verbose, "disputed invoice for %s, due %s" % (
+            disputed.party.rec_name, disputed_due))
 
     return {
         'company': company.id,
@@ -1084,18 +1328,20 @@ def load(config_file, database, today=None, verbose=True):
         'paid': paid,
         'credit_note': credit_note.id,
         'disputed_invoice': disputed.id,
-        'disputed_due_date': disputed.lines_to_pay[0].maturity_date,
+        'disputed_due_date': disputed_due,
+        'ledger': ledger,
         'procedure': procedure.id if procedure else None,
         # party id -> the segment its payment profile should give
         'expected_segments': {
             party.id: EXPECTED_SEGMENT[customer[8]]
             for party, customer in zip(parties, CUSTOMERS)},
         'situations': {
-            k: [i.id for i in v] for k, v in by_kind.items()
+            k: [i.id for _, i in v] for k, v in by_kind.items()
             if k != 'history'},
         # (customer, email, segment) of the portal's users
         'portal_users': portal_users,
         'portal_password': PORTAL_PASSWORD,
+        'stripe_webhook': webhook,
         'seconds': time.monotonic() - timer.wall,
         }
 
@@ -1109,6 +1355,7 @@ def main(argv=None):
         help="reference date (default: the real today)")
     options = parser.parse_args(argv)
     summary = load(options.config, options.database, options.today)
+    summary['ledger'].until(options.today or dt.date.today())
     print("Loaded: %(customers)d customers, %(invoices)d invoices "
         "(%(paid)d paid) in %(seconds).0fs" % summary)
 

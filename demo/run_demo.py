@@ -2,14 +2,20 @@
 """Run the dunning demo end to end (what ``make demo`` runs).
 
 1. start from a clean var/ (database, outbox, configuration);
-2. create the database and activate dunning_advanced (+ French);
+2. create the database and activate dunning_advanced, dunning_sms and
+   dunning_portal (+ French);
 3. load the demo data (demo/demo_data.py);
-4. start the SMTP sink (demo/smtp_sink.py) writing to var/outbox;
-5. run the daily dunning for today (it grants the early-payment discounts
+4. post and pay the invoices of the last days day by day, running the
+   daily dunning of each day as of that day, its reminders recorded as
+   sent then (not sent again);
+5. start the SMTP sink (demo/smtp_sink.py) writing to var/outbox, the
+   local Twilio (demo/sms_sink.py) writing to var/outbox/sms and the local
+   Stripe (tests/stripe_server.py) for the portal's card payments;
+6. run the daily dunning for today (it grants the early-payment discounts
    earned and learns the segment of each customer), then propose the
    on-time rewards of the last quarter as its scheduled job would;
-6. print a summary;
-7. serve the database with trytond (and sao, and the customer portal)
+7. print a summary;
+8. serve the database with trytond (and sao, and the customer portal)
    until Ctrl-C.
 
 Running it again is safe: everything is recreated from scratch.
@@ -27,22 +33,40 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-VAR = ROOT / 'var'
-SAO = VAR / 'sao'
-OUTBOX = VAR / 'outbox'
-CONF = VAR / 'trytond-demo.conf'
 DATABASE = 'demo'
 BIN = Path(sys.executable).parent
-SMTP_PORT = 8025
-URL = 'http://localhost:8000/'
-PORTAL_URL = URL + DATABASE + '/portal/'
-MODULES = ['dunning_advanced', 'dunning_portal']
-DISPUTE_REASON = "Customer disputes the brake discs delivery"
+PORT, SMTP_PORT, SMS_PORT, STRIPE_PORT = 8000, 8025, 8026, 8027
+MODULES = ['dunning_advanced', 'dunning_sms', 'dunning_portal']
 REWARD_CRON = 'account.dunning.reward|propose_last_quarter'
 SEGMENTS = ['reliable', 'first_late', 'repeat_late', 'high_risk', 'new']
 
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / 'tests'))  # the local Stripe
 sys.dont_write_bytecode = True  # no demo/__pycache__
+
+
+def use(var=ROOT / 'var', port=PORT, smtp_port=SMTP_PORT, sms_port=SMS_PORT,
+        stripe_port=STRIPE_PORT):
+    """Where the demo lives and listens; tests/test_demo.py builds one in a
+    directory and on ports of its own"""
+    global VAR, SAO, OUTBOX, SMS_OUTBOX, CONF, URL, PORTAL_URL
+    global PORT, SMTP_PORT, SMS_PORT, STRIPE_PORT
+    VAR = Path(var).resolve()
+    SAO = ROOT / 'var' / 'sao'
+    OUTBOX = VAR / 'outbox'
+    SMS_OUTBOX = OUTBOX / 'sms'
+    CONF = VAR / 'trytond-demo.conf'
+    PORT, SMTP_PORT, SMS_PORT, STRIPE_PORT = (
+        port, smtp_port, sms_port, stripe_port)
+    URL = 'http://localhost:%s/' % port
+    PORTAL_URL = URL + DATABASE + '/portal/'
+
+
+use()
+
+
+def stripe_url():
+    return 'http://127.0.0.1:%s' % STRIPE_PORT
 
 
 def step(number, title):
@@ -61,7 +85,7 @@ def write_config():
         "path = %(var)s\n"
         "\n"
         "[web]\n"
-        "listen = localhost:8000\n"
+        "listen = localhost:%(web)s\n"
         "root = %(sao)s\n"
         "\n"
         "[email]\n"
@@ -69,20 +93,28 @@ def write_config():
         "from = Pièces Auto Pro <accounts@pieces-auto.example>\n"
         "\n"
         "[queue]\n"
-        "worker = False\n" % {
-            'var': VAR, 'sao': SAO, 'port': SMTP_PORT},
+        "worker = False\n"
+        "\n"
+        "# The local servers answering as Twilio's and Stripe's APIs\n"
+        "[dunning_sms]\n"
+        "api_url = http://127.0.0.1:%(sms)s\n"
+        "\n"
+        "[dunning_portal]\n"
+        "stripe_api_base = %(stripe)s\n"
+        "stripe_js = %(stripe)s/v3/\n" % {
+            'var': VAR, 'sao': SAO, 'port': SMTP_PORT, 'web': PORT,
+            'sms': SMS_PORT, 'stripe': stripe_url()},
         encoding='utf-8')
 
 
 def clean():
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
     for name in [DATABASE + '.sqlite', DATABASE + '.sqlite-journal',
             DATABASE + '.sqlite-wal', DATABASE + '.sqlite-shm']:
         (VAR / name).unlink(missing_ok=True)
-    if OUTBOX.exists():
-        for path in OUTBOX.glob('*.eml'):
-            path.unlink()
-    OUTBOX.mkdir(exist_ok=True)
+    for path in [*OUTBOX.glob('*.eml'), *SMS_OUTBOX.glob('*.txt')]:
+        path.unlink()
+    SMS_OUTBOX.mkdir(parents=True, exist_ok=True)
     write_config()
 
 
@@ -123,7 +155,7 @@ def create_database(modules):
     if not ok:
         sys.exit(1)
     print("    activated: %s (+ dependencies), French loaded; log: %s" % (
-            ', '.join(modules), log.relative_to(ROOT)), flush=True)
+            ', '.join(modules), log), flush=True)
 
 
 def has_model(name):
@@ -160,32 +192,6 @@ def run_wizard(date, label):
             if value:
                 print('    ' + str(value).replace('\n', '\n    '))
     return True
-
-
-def block_disputed(summary):
-    "Block the dunning of the disputed invoice with its reason"
-    from proteus import Model
-    Invoice = Model.get('account.invoice')
-    Dunning = Model.get('account.dunning')
-    invoice = Invoice(summary['disputed_invoice'])
-    lines = [l.id for l in invoice.lines_to_pay]
-    dunnings = Dunning.find([('line', 'in', lines)])
-    if not dunnings:
-        print("    WARNING: no dunning created for the disputed invoice %s "
-            "(due %s): it is not blocked" % (
-                invoice.number, summary['disputed_due_date']), flush=True)
-        return
-    for dunning in dunnings:
-        dunning.blocked = True
-        if has_field('account.dunning', 'block_reason'):
-            dunning.block_reason = DISPUTE_REASON
-        else:
-            print("    MISSING: field account.dunning.block_reason: "
-                "blocked without reason", flush=True)
-    Dunning.save(dunnings)
-    print("    dunning of %s (%s) blocked: %s" % (
-            invoice.number, invoice.party.rec_name, DISPUTE_REASON),
-        flush=True)
 
 
 def propose_rewards():
@@ -265,7 +271,7 @@ def print_incentives():
         print("    on-time rewards proposed: 0")
 
 
-def print_summary(summary, sink, today):
+def print_summary(summary, today):
     from proteus import Model
     Invoice = Model.get('account.invoice')
     Dunning = Model.get('account.dunning')
@@ -335,19 +341,26 @@ def print_summary(summary, sink, today):
         print("      %s" % path.name)
     if len(emails) > 5:
         print("      ...")
+    sms = sorted(SMS_OUTBOX.glob('*.txt'))
+    print("    SMS received by the local Twilio: %d, in %s" % (
+            len(sms), SMS_OUTBOX))
+    for path in sms[:5]:
+        print("      %s" % path.name)
+    print("    card payments in the portal: the local Stripe at %s" % (
+            stripe_url()))
     print("    web client: %s, login admin / admin (database '%s')" % (
             URL, DATABASE))
     for line in portal_login(summary):
         print("    " + line)
 
 
-def wait_listening(process, host='localhost', port=8000, timeout=120):
+def wait_listening(process, host='localhost', timeout=120):
     "Wait until the server accepts connections (it loads the database first)"
     import socket
     end = time.monotonic() + timeout
     while time.monotonic() < end and process.poll() is None:
         try:
-            with socket.create_connection((host, port), timeout=1):
+            with socket.create_connection((host, PORT), timeout=1):
                 return True
         except OSError:
             time.sleep(0.5)
@@ -378,7 +391,7 @@ def check_portal():
             PORTAL_URL, exception)
 
 
-def serve(sink, summary):
+def serve(servers, summary):
     if not (SAO / 'index.html').exists():
         print("    WARNING: sao is not installed in %s: the web client will "
             "not be served (run `make sao`); the RPC server still runs" % SAO)
@@ -398,7 +411,11 @@ def serve(sink, summary):
             for line in portal_login(summary):
                 print("    " + line)
             print("    (%s)" % check_portal())
-            print("    Emails sent while the server runs land in %s" % OUTBOX)
+            print("    Emails sent while the server runs land in %s, SMS "
+                "in %s" % (OUTBOX, SMS_OUTBOX))
+            print("    Pay by card in the portal with Stripe's test card "
+                "4242 4242 4242 4242 (any future expiry, any CVC); "
+                "4000 0000 0000 0002 is declined")
             print("    Ctrl-C to stop\n", flush=True)
         elif process.poll() is not None:
             print("    ERROR: trytond exited with %s (see above)" % (
@@ -414,10 +431,42 @@ def serve(sink, summary):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        sink.stop()
-        print("\nStopped trytond and the SMTP sink (%d email(s) received "
-            "in all, in %s)." % (sink.count, OUTBOX), flush=True)
+        servers.stop()
+        print("\nStopped trytond and the local servers (%d email(s) and %d "
+            "SMS received in all, in %s)." % (
+                servers.smtp.count, len(servers.sms.files), OUTBOX),
+            flush=True)
     return process.returncode
+
+
+class Servers:
+    """The local servers the demo talks to: the SMTP sink, the local Twilio
+    writing the SMS beside the e-mails, and the local Stripe"""
+
+    def __init__(self):
+        from sms_sink import SMSSink
+        from smtp_sink import SMTPSink
+        from stripe_server import StripeServer
+
+        import demo_data
+        self.smtp = SMTPSink(port=SMTP_PORT, outdir=OUTBOX)
+        self.sms = SMSSink(demo_data.TWILIO_ACCOUNT_SID,
+            demo_data.TWILIO_AUTH_TOKEN, port=SMS_PORT, outdir=SMS_OUTBOX)
+        self.stripe = StripeServer(demo_data.STRIPE_SECRET_KEY,
+            demo_data.STRIPE_PUBLISHABLE_KEY, demo_data.STRIPE_SIGNING_SECRET)
+        self.stripe.port = STRIPE_PORT
+        self.started = []
+
+    def start(self, stripe_webhook):
+        self.stripe.webhook_url = '%s%s/account_payment_stripe/webhook/%s' % (
+            URL, DATABASE, stripe_webhook)
+        for server in [self.smtp, self.sms, self.stripe]:
+            server.start()
+            self.started.append(server)
+
+    def stop(self):
+        while self.started:
+            self.started.pop().stop()
 
 
 def port_busy(port):
@@ -438,12 +487,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--no-serve', action='store_true',
         help="stop after the summary instead of serving")
-    parser.add_argument('--modules', nargs='+', default=MODULES,
-        help="modules to activate (testing only; default: %(default)s)")
+    parser.add_argument('--var', type=Path, default=VAR,
+        help="directory of the database, configuration and outbox "
+        "(default: %(default)s)")
+    parser.add_argument('--port', type=int, default=PORT,
+        help="port of trytond (default: %(default)s); the SMTP sink, the "
+        "local Twilio and the local Stripe listen on this port + 25, + 26 "
+        "and + 27")
     options = parser.parse_args(argv)
+    offset = options.port - PORT
+    use(options.var, options.port, SMTP_PORT + offset, SMS_PORT + offset,
+        STRIPE_PORT + offset)
 
-    busy = [port for port in ([SMTP_PORT] if options.no_serve
-            else [SMTP_PORT, 8000]) if port_busy(port)]
+    ports = [SMTP_PORT, SMS_PORT, STRIPE_PORT] + (
+        [] if options.no_serve else [PORT])
+    busy = [port for port in ports if port_busy(port)]
     if busy:
         sys.exit("Port %s already in use: is another demo running?" % (
                 ', '.join(map(str, busy))))
@@ -452,48 +510,48 @@ def main(argv=None):
     begin = time.monotonic()
     print("Dunning demo for %s, in %s" % (today, VAR), flush=True)
 
-    started = step(1, "Clean start: var/, var/outbox, %s" % CONF.name)
+    started = step(1, "Clean start: %s, %s, %s" % (VAR, OUTBOX, CONF.name))
     clean()
     done(started)
 
     started = step(2, "Create database %r and activate %s" % (
-            DATABASE, ', '.join(options.modules)))
-    create_database(options.modules)
+            DATABASE, ', '.join(MODULES)))
+    create_database(MODULES)
     done(started)
 
     started = step(3, "Load demo data")
     import demo_data
-    summary = demo_data.load(str(CONF), DATABASE, today)
+    summary = demo_data.load(str(CONF), DATABASE, today,
+        portal_url=URL + DATABASE)
     print("    %(customers)d customers, %(invoices)d invoices, "
         "%(paid)d paid" % summary)
     for name, email, segment in summary['portal_users']:
         print("    portal user %s (%s): %s" % (email, segment, name))
     done(started)
 
-    started = step(4, "Start the SMTP sink on 127.0.0.1:%s" % SMTP_PORT)
-    from smtp_sink import SMTPSink
-    sink = SMTPSink(port=SMTP_PORT, outdir=OUTBOX)
+    started = step(4, "Run the daily dunning of the past, as of each day")
+    demo_data.run_history(DATABASE, today, summary)
+    done(started)
+
+    started = step(5, "Start the SMTP sink (127.0.0.1:%s), the local Twilio "
+        "(127.0.0.1:%s) and the local Stripe (127.0.0.1:%s)" % (
+            SMTP_PORT, SMS_PORT, STRIPE_PORT))
+    servers = Servers()
     try:
-        sink.start()
+        servers.start(summary['stripe_webhook'])
     except OSError as exception:
-        sys.exit("    ERROR: cannot listen on port %s (%s): is another demo "
-            "running?" % (SMTP_PORT, exception))
-    print("    writing every email to %s" % OUTBOX, flush=True)
+        servers.stop()
+        sys.exit("    ERROR: cannot listen (%s): is another demo "
+            "running?" % exception)
+    print("    writing every email to %s and every SMS to %s" % (
+            OUTBOX, SMS_OUTBOX), flush=True)
     done(started)
 
     try:
-        started = step(5, "Run the daily dunning")
+        started = step(6, "Run the daily dunning of today")
         ran = False
         try:
-            # A first run 3 days after the due date of the disputed invoice
-            # creates its dunning (its customer is reliable: no reminder
-            # before), which is then blocked as disputed
-            ran = run_wizard(
-                summary['disputed_due_date'] + dt.timedelta(days=3),
-                "earlier run (3 days after the due date of the disputed "
-                "invoice)")
-            block_disputed(summary)
-            ran = run_wizard(today, "daily run of today") and ran
+            ran = run_wizard(today, "daily run of today")
             propose_rewards()
         except Exception as exception:
             import traceback
@@ -502,22 +560,22 @@ def main(argv=None):
         if not ran:
             print("    The daily dunning did not run: the data is loaded but "
                 "no reminder was produced.")
-        # give the sink a moment to write the last messages
+        # give the sinks a moment to write the last messages
         time.sleep(1)
         done(started)
 
-        started = step(6, "Summary")
-        print_summary(summary, sink, today)
+        started = step(7, "Summary")
+        print_summary(summary, today)
         done(started)
         print("\nDemo ready in %.0fs." % (time.monotonic() - begin))
 
         if options.no_serve:
-            sink.stop()
+            servers.stop()
             return 0
-        step(7, "Serve %s" % URL)
-        return serve(sink, summary)
+        step(8, "Serve %s" % URL)
+        return serve(servers, summary)
     except BaseException:
-        sink.stop()
+        servers.stop()
         raise
 
 

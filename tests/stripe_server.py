@@ -119,9 +119,12 @@ class StripeServer:
         self.delivered = threading.Condition(self.lock)
         self.outbox = []
         self.sending = False
+        # 0: any free port; the demo sets one of its own
+        self.port = 0
 
     def start(self):
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), self._handler())
+        self.httpd = ThreadingHTTPServer(
+            ('127.0.0.1', self.port), self._handler())
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, daemon=True)
