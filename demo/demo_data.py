@@ -602,10 +602,10 @@ def setup_plans(procedure, verbose):
     for name, value in PLAN_LIMITS.items():
         setattr(procedure, name, value)
     procedure.save()
-    _log(verbose, "payment plans in the portal: up to %(plan_max_instalments)s "
-        "instalments over %(plan_max_days)s days, each from "
-        "%(plan_min_instalment)s EUR, approval above %(plan_approval_above)s "
-        "EUR" % PLAN_LIMITS)
+    _log(verbose, "payment plans in the portal: up to "
+        "%(plan_max_instalments)s instalments over %(plan_max_days)s days, "
+        "each from %(plan_min_instalment)s EUR, approval above "
+        "%(plan_approval_above)s EUR" % PLAN_LIMITS)
 
 
 def setup_card_payments(company, accounts, bank, verbose):

@@ -26,7 +26,8 @@ __all__ = ['SMSSink']
 class SMSSink(TwilioServer):
     "The local Twilio, each message accepted written to outdir"
 
-    def __init__(self, account_sid, auth_token, port=0, outdir='var/outbox/sms'):
+    def __init__(self, account_sid, auth_token, port=0,
+            outdir='var/outbox/sms'):
         super().__init__(account_sid, auth_token)
         self.port = port
         self.outdir = os.path.abspath(outdir)
