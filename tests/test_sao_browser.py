@@ -23,7 +23,8 @@ from werkzeug.serving import make_server
 
 from trytond import backend
 
-from conftest import YEAR, free_port, make_customer, make_invoice, run_dunning
+from conftest import (
+    YEAR, free_port, make_customer, make_invoice, run_dunning, world)
 from portal_support import chromium, make_portal_user  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,7 @@ ACCOUNTANT_GROUPS = [
     'account_dunning.group_dunning']
 LOGIN, PASSWORD = 'claire', 'Ledger-2026-sao'
 SETTLE_TIMEOUT = 10  # s: longer than this on "Processing" fails
-DUE = dt.date(YEAR, 4, 1)
+FIRST_RUN, LAST_RUN = dt.date(YEAR, 4, 21), dt.date(YEAR, 5, 21)
 
 pytestmark = pytest.mark.live_server
 
@@ -88,7 +89,6 @@ OPEN_FORM = """() => {
 @pytest.fixture
 def tryton_all():
     "A fresh database with our three modules and the company's world"
-    from conftest import world
     yield from world(MODULES)
 
 
@@ -130,17 +130,18 @@ def books(world):
     """Customers at several levels after two runs: dunnings, messages,
     audit entries, a task, a collection case and a fee"""
     parties = {}
-    for name, email, days_late, amount in [
+    for name, email, days_late, amount in [  # at the last run
             ("Garage Lenoir", 'lenoir@garage.example', 50, '1250.00'),
             ("Atelier Martin", 'martin@atelier.example', 25, '480.00'),
             ("Fleet Services Ltd", None, 12, '2300.00'),
             ]:
         party = parties[name] = make_customer(name, email)
+        # due 30 days after its date
         make_invoice(world, party, amount,
-            DUE - dt.timedelta(days=30 + days_late - 50))
+            LAST_RUN - dt.timedelta(days=days_late + 30))
     make_portal_user(parties["Atelier Martin"], 'martin@atelier.example')
-    run_dunning(DUE + dt.timedelta(days=20))
-    run_dunning(DUE + dt.timedelta(days=50))
+    run_dunning(FIRST_RUN)
+    run_dunning(LAST_RUN)
 
 
 def screens(database, user_id):
