@@ -265,20 +265,10 @@ PORTAL_CUSTOMERS = [
     ("Harper Mobile Mechanics", NEW),
     ]
 PORTAL_PASSWORD = 'Garage-demo-2026'
-# The languages of the customers, by their key in CUSTOMERS: Tryton ships
-# English with US dates (MM/DD/YYYY) only, so the UK customers speak
-# en_GB, English (its translations fall back to en) with DD/MM/YYYY dates.
+# The languages of the customers, by their key in CUSTOMERS: dunning_advanced
+# ships en_GB, English as written in the United Kingdom (DD/MM/YYYY; its
+# translations fall back to en).
 LANGS = {'fr': 'fr', 'en': 'en_GB'}
-EN_GB = {
-    'name': "English (United Kingdom)", 'code': 'en_GB', 'direction': 'ltr',
-    'nplurals': 2, 'plural': 'n != 1',
-    'date': '%d/%m/%Y', 'am': 'AM', 'pm': 'PM',
-    'grouping': '[3, 3, 0]', 'decimal_point': '.', 'thousands_sep': ',',
-    'mon_grouping': '[3, 3, 0]', 'mon_decimal_point': '.',
-    'mon_thousands_sep': ',', 'p_sign_posn': 1, 'n_sign_posn': 1,
-    'positive_sign': '', 'negative_sign': '-', 'p_cs_precedes': True,
-    'n_cs_precedes': True, 'p_sep_by_space': False, 'n_sep_by_space': False,
-    }
 # Payment plans the customers may propose in the portal: up to 6
 # instalments over 120 days, each of at least 50 EUR, the first paid on
 # acceptance, every segment but high risk; an accountant approves the plans
@@ -379,8 +369,6 @@ def setup_company(today, verbose):
             country.save()
             countries[code] = country
 
-    en_gb = Lang(**EN_GB)
-    en_gb.save()
     langs = {l.code: l for l in Lang.find([('code', 'in', ['fr', 'en_GB'])])}
 
     party = Party(name=COMPANY_NAME, lang=langs.get('fr'))

@@ -173,6 +173,24 @@ def test_pages_in_french_and_english(dupont, client, root):
         "the instalments in French")
 
 
+
+def test_dates_as_the_customers_country_writes_them(dupont, client, root):
+    "A French speaker in France reads 01/04, as the reminders write it"
+    Country = Model.get('country.country')
+    france = Country(name="France", code='FR')
+    france.save()
+    party = dupont['party']
+    set_lang(party, 'fr')
+    address, = party.addresses
+    address.country = france
+    address.save()
+    log_in(client, root, 'dupont@garage.example')
+    balance = text(client.get(root))
+    assert '<html lang="fr-FR">' in balance
+    assert f">{DUE.strftime('%d/%m/%Y')}<" in balance
+    assert "Votre compte" in balance, "the words stay French"
+
+
 def test_logged_out_pages_follow_the_browser(dupont, client, root):
     french = {'Accept-Language': 'fr-FR,fr;q=0.9,en;q=0.5'}
     login = client.get(root + 'login', headers=french)

@@ -167,11 +167,22 @@ class Portal:
             codes, default='en')
 
     def party_lang(self, party):
-        Party = self.pool.get('party.party')
+        """The code of party's language, as written in the country of its
+        address when there is such a language (en_GB for an English speaker
+        in the United Kingdom), as the reminders write it"""
+        pool = self.pool
+        Party = pool.get('party.party')
+        Lang = pool.get('ir.lang')
         with Transaction().set_context(
                 company=self.company.id if self.company else None):
             party = Party(party.id)
-            return party.lang.code if party.lang else 'en'
+            code = party.lang.code if party.lang else 'en'
+            address = party.address_get()
+            if '_' not in code and address and address.country:
+                regional = f'{code}_{address.country.code}'
+                if Lang.search([('code', '=', regional)], limit=1):
+                    return regional
+            return code
 
     def speak_to(self, party):
         """Use the language of party, whom a link names without a login,
