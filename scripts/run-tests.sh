@@ -16,7 +16,7 @@
 #
 # Environment knobs:
 #   VENV          virtualenv to use (default: <repo>/.venv)
-#   PART_TIMEOUT  max seconds per part (default: 2400)
+#   PART_TIMEOUT  max seconds per part (default: 3300)
 #   PGHOST_TEST, PGPORT_TEST, PGUSER_TEST   PostgreSQL server for the
 #                 postgresql backend (default: 127.0.0.1, 5432, postgres)
 #
@@ -33,7 +33,7 @@ cd "$repo_root"
 
 VENV="${VENV:-$repo_root/.venv}"
 PY="$VENV/bin/python"
-PART_TIMEOUT="${PART_TIMEOUT:-2400}"
+PART_TIMEOUT="${PART_TIMEOUT:-3300}"
 
 # Our own test directories (missing ones are skipped).
 PYTEST_DIRS=(tests addons/dunning_advanced/tests addons/dunning_sms/tests

@@ -125,7 +125,7 @@ def test_balance_follows_an_accountant_payment(
 @pytest.mark.parametrize('viewport', [DESKTOP, PHONE],
     ids=['desktop', 'phone'])
 def test_french_customer_reads_french(
-        tryton_portal, portal_server, chromium, viewport):
+        tryton_portal, quick_updates, portal_server, chromium, viewport):
     """A French garage owner's browser asks for French: the login page, the
     balance and its notice are in French, the notice stays until the
     customer dismisses it. A screenshot is kept under var/ for a person
