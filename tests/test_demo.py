@@ -30,6 +30,8 @@ from types import SimpleNamespace
 import pytest
 import requests
 
+from portal_support import DESKTOP, chromium  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.live_server, pytest.mark.skipif(
         os.environ.get('TRYTOND_DATABASE_URI', '').startswith('postgresql'),
@@ -268,29 +270,37 @@ def test_customers_propose_accepted_plans(demo):
     assert {s for s, in states} <= {'active', 'waiting'}
 
 
-def test_card_payment_paid_and_reconciled(demo):
+def test_card_payment_paid_and_reconciled(demo, chromium):
+    "A customer pays an invoice by card in the browser, on the local Stripe"
     (journal,), = rows(demo,
         "SELECT j.id FROM account_payment_journal AS j "
         "JOIN account_payment_stripe_account AS a ON a.id = j.stripe_account "
         "WHERE j.process_method = 'stripe'")
     login, = [e for e in portal_users(demo)
         if e.startswith('compta.garage-dupont')]
-    customer = Customer(demo, login)
-    balance = customer.get('')
-    invoice = int(re.search(r'<tr data-invoice="(\d+)"', balance.text)[1])
-    card_page = customer.post('pay', [('invoice', invoice), ('amount', '')])
-    assert card_page.url.endswith('/card'), card_page.text
-    assert demo.stripe in card_page.text, "Stripe.js of the local Stripe"
-    secret = re.search(r'data-secret="([^"]+)"', card_page.text)[1]
-    key = re.search(r'data-key="([^"]+)"', card_page.text)[1]
-    intent = secret.split('_secret_')[0]
-    result = requests.post(
-        f'{demo.stripe}/v1/payment_intents/{intent}/confirm', data={
-            'key': key, 'client_secret': secret,
-            'payment_method_data[type]': 'card',
-            'payment_method_data[card][number]': VISA,
-            }).json()
-    assert result['status'] == 'succeeded'
+    page = chromium.new_page(viewport=DESKTOP)
+    stripe_js = []
+    page.on('request', lambda r: r.url.startswith(demo.stripe)
+        and r.resource_type == 'script' and stripe_js.append(r.url))
+    page.goto(demo.portal + 'login')
+    page.locator('input[name="email"]').fill(login)
+    page.locator('input[name="password"]').fill(PASSWORD)
+    page.locator('input[name="password"]').press('Enter')
+    page.wait_for_url(demo.portal)
+    invoice = int(page.locator('tr[data-invoice]').first.get_attribute(
+            'data-invoice'))
+    page.goto(demo.portal + f'pay?invoice={invoice}')
+    page.locator('form[action$="/pay"] button[type="submit"]').first.click()
+    page.wait_for_url(re.compile(r'/pay/\d+/card$'))
+    assert stripe_js, "Stripe.js of the local Stripe"
+    page.get_by_label('Card number').fill(VISA)
+    page.get_by_label('Expiry (MM/YY)').fill('12/34')
+    page.get_by_label('CVC').fill('123')
+    page.locator('#payment-submit').click()
+    page.wait_for_url(re.compile(r'/pay/\d+/done\?'))
+    # Garage Dupont reads the portal in French
+    page.get_by_role('heading',
+        name="Merci, votre paiement est enregistré").wait_for(timeout=20_000)
 
     end = time.monotonic() + 60
     while rows(demo, 'SELECT state FROM account_invoice WHERE id = ?',
