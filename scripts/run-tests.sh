@@ -78,8 +78,9 @@ sqlite)
     # Tryton caches each freshly set-up test database (one per list of
     # activated modules) in DB_CACHE and restores it for later test classes.
     # The cache is keyed only by the module names, so a change to our module
-    # (new field, new XML record) or to an installed Tryton version would be
-    # served a stale database: key the directory by a fingerprint of both.
+    # (new field, new XML record), to the tests' world or to an installed
+    # Tryton version would be served a stale database: key the directory by
+    # a fingerprint of them.
     fingerprint="$("$PY" - <<'EOF'
 import hashlib, importlib.metadata as md, pathlib
 h = hashlib.sha256()
@@ -87,10 +88,11 @@ for dist in sorted(md.distributions(), key=lambda d: d.metadata['Name'].lower())
     name = dist.metadata['Name'].lower()
     if name.startswith(('trytond', 'tryton-', 'proteus', 'python-sql')):
         h.update(f'{name}=={dist.version}\n'.encode())
-root = pathlib.Path('addons')
-for path in sorted(root.rglob('*')):
-    if path.is_file() and '__pycache__' not in path.parts:
-        h.update(str(path).encode() + b'\0' + path.read_bytes() + b'\0')
+# The tests' world is built once and kept in the cache too.
+paths = [p for p in sorted(pathlib.Path('addons').rglob('*'))
+    if p.is_file() and '__pycache__' not in p.parts]
+for path in paths + [pathlib.Path('tests/conftest.py')]:
+    h.update(str(path).encode() + b'\0' + path.read_bytes() + b'\0')
 print(h.hexdigest()[:16])
 EOF
 )" || { log "ERROR: cannot compute cache fingerprint"; fingerprint=nocache; }

@@ -84,17 +84,24 @@ def tryton_sms():
 
 
 def world(modules):
+    from functools import partial
+
     from proteus import Model
     from trytond.modules.account.tests.tools import (
-        create_chart, create_fiscalyear, get_accounts)
+        create_chart, get_accounts)
     from trytond.modules.account_invoice.tests.tools import (
-        create_payment_term, set_fiscalyear_invoice_sequences)
+        create_payment_term)
     from trytond.modules.company.tests.tools import create_company
     from trytond.cache import MemoryCache
     from trytond.tests.test_tryton import drop_db
     from trytond.tests.tools import activate_modules
 
-    config = activate_modules(modules, create_company, create_chart)
+    # Tryton dates some moves on the real today, whatever the run's date.
+    years = tuple(sorted({YEAR, dt.date.today().year}))
+    # The books are built once per list of modules and kept in Tryton's
+    # test cache with them: every later test restores them in a copy.
+    config = activate_modules(modules, create_company, create_chart,
+        partial(build_world, years=years))
     # The database is restored from a copy: values cached by the previous
     # test would name records the copy does not have.
     MemoryCache._clear_all(config.database_name)
@@ -102,8 +109,42 @@ def world(modules):
     config._context = User.get_preferences(True, config.context)
     config.skip_warning = True
 
-    # Tryton dates some moves on the real today, whatever the run's date.
-    for year in sorted({YEAR, dt.date.today().year}):
+    Template = Model.get('product.template')
+    parts, = Template.find([('name', '=', "Brake pads set")])
+    Fee = Model.get('account.dunning.fee')
+    fee, = Fee.find([('name', '=', "Late-payment fee")])
+    PaymentMethod = Model.get('account.invoice.payment.method')
+    payment_method, = PaymentMethod.find([('name', '=', "Bank transfer")])
+    ModelData = Model.get('ir.model.data')
+    Procedure = Model.get('account.dunning.procedure')
+    yield {
+        'config': config,
+        'accounts': get_accounts(),
+        'product': parts.products[0],
+        'procedure': Procedure(ModelData.get_id(
+                'dunning_advanced', 'procedure_default', config.context)),
+        'payment_term': create_payment_term(),
+        'payment_method': payment_method,
+        'fee': fee,
+        }
+    # Close the connections: on PostgreSQL the next test recreates the
+    # database from Tryton's template and cannot while they are open.
+    drop_db()
+
+
+def build_world(config, years):
+    """The company's fiscal years, products, late-payment fee, default
+    policy and payment method"""
+    from proteus import Model
+    from trytond.modules.account.tests.tools import (
+        create_fiscalyear, get_accounts)
+    from trytond.modules.account_invoice.tests.tools import (
+        set_fiscalyear_invoice_sequences)
+
+    User = Model.get('res.user')
+    config._context = User.get_preferences(True, config.context)
+    config.skip_warning = True
+    for year in years:
         fiscalyear = set_fiscalyear_invoice_sequences(create_fiscalyear(
                 today=(dt.date(year, 1, 1), dt.date(year, 12, 31))))
         fiscalyear.click('create_period')
@@ -156,19 +197,6 @@ def world(modules):
         journal=cash_journal, credit_account=accounts['cash'],
         debit_account=accounts['cash'])
     payment_method.save()
-
-    yield {
-        'config': config,
-        'accounts': accounts,
-        'product': parts.products[0],
-        'procedure': procedure,
-        'payment_term': create_payment_term(),
-        'payment_method': payment_method,
-        'fee': fee,
-        }
-    # Close the connections: on PostgreSQL the next test recreates the
-    # database from Tryton's template and cannot while they are open.
-    drop_db()
 
 
 def make_customer(name, email_address=None, lang='en'):
