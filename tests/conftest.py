@@ -281,6 +281,17 @@ def send_pending(config):
         run_task(pool, task_id)
 
 
+def signed(config, sign, *args, **kwargs):
+    """sign(*args, **kwargs) of a link, in a transaction of the database:
+    the keys are in a table no model reads"""
+    from trytond.transaction import Transaction
+    with Transaction().start(config.database_name, config.user,
+            context=config.context) as transaction:
+        token = sign(*args, **kwargs)
+        transaction.commit()
+    return token
+
+
 def pytest_terminal_summary(terminalreporter):
     "Show what tests recorded with record_property, -s or not"
     for status in ('passed', 'failed'):

@@ -8,7 +8,8 @@ import pytest
 from proteus import Model
 from werkzeug.test import Client
 
-from conftest import YEAR, body_of, make_customer, make_invoice, run_dunning
+from conftest import (
+    YEAR, body_of, make_customer, make_invoice, run_dunning, signed)
 
 INVOICE_DATE = dt.date(YEAR, 3, 2)
 DUE = dt.date(YEAR, 4, 1)  # runs on weekdays: weekends wait for office hours
@@ -151,14 +152,14 @@ def test_opt_out_link_and_resume(tryton, mailbox):
 
 def test_opt_out_link_other_channels(tryton, mailbox):
     from trytond.modules.dunning_advanced.message import sign_token
+    config = tryton['config']
     portal_on_localhost(tryton)
     party = make_customer("Transports Morel", 'morel@transports.example')
     make_invoice(tryton, party, '90.00', INVOICE_DATE)
     run_dunning(day(0))
-    secret = secret_of_links()
     database = tryton['config'].database_name
     client = Client(wsgi_app())
-    token = sign_token(secret, party.id, 'sms')
+    token = signed(config, sign_token, party.id, 'sms')
     page = client.get(f'/{database}/dunning/opt-out/{token}')
     assert "Stop sending payment reminders by SMS" in page.get_data(
         as_text=True)
@@ -170,6 +171,7 @@ def test_opt_out_link_other_channels(tryton, mailbox):
 
 def test_opt_out_link_refused(tryton, mailbox):
     from trytond.modules.dunning_advanced.message import sign_token
+    config = tryton['config']
     portal_on_localhost(tryton)
     party = make_customer("Garage Roux", 'roux@garage.example')
     make_invoice(tryton, party, '120.00', INVOICE_DATE)
@@ -177,16 +179,15 @@ def test_opt_out_link_refused(tryton, mailbox):
     email, = mailbox.messages
     path = opt_out_path(email)
     prefix, token = path.rsplit('/', 1)
-    secret = secret_of_links()
     yesterday = dt.date.today() - dt.timedelta(days=1)
     cases = {
         'malformed token': 'not-a-token',
         'bad signature': token[:-1] + ('0' if token[-1] != '0' else '1'),
-        'expired token': sign_token(
-            secret, party.id, 'email', expires=yesterday),
-        'unknown channel': sign_token(secret, party.id, 'fax'),
+        'expired token': signed(
+            config, sign_token, party.id, 'email', expires=yesterday),
+        'unknown channel': signed(config, sign_token, party.id, 'fax'),
         }
-    cases['unknown party'] = sign_token(secret, 10 ** 6, 'email')
+    cases['unknown party'] = signed(config, sign_token, 10 ** 6, 'email')
     cases['not ASCII'] = token[:-1] + 'é'
     statuses = {'expired token': 410, 'unknown channel': 404,
         'unknown party': 404}
@@ -219,13 +220,6 @@ def test_opt_out_link_refused(tryton, mailbox):
     assert consents(party) == [], "nothing changed"
     party.reload()
     assert party.dunning_email_consent
-
-
-def secret_of_links():
-    Configuration = Model.get('account.configuration')
-    secret = Configuration(1).dunning_secret
-    assert secret, "the reminders sent signed their links"
-    return secret
 
 
 def wsgi_app():

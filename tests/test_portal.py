@@ -13,7 +13,7 @@ from werkzeug.test import Client
 from trytond import config as trytond_config
 
 from conftest import (
-    YEAR, body_of, make_customer, make_invoice, pay, run_dunning)
+    YEAR, body_of, make_customer, make_invoice, pay, run_dunning, signed)
 from portal_support import PASSWORD, make_portal_user, tryton_portal  # noqa
 
 INVOICE_DATE = dt.date(YEAR, 3, 2)
@@ -358,9 +358,7 @@ def test_login_link_once(tryton_portal, mailbox, root):
     second = login_link(mailbox.messages[-1])
     assert second != link, "each reminder has a link of its own"
 
-    Configuration = Model.get('account.configuration')
-    secret = Configuration(1).dunning_secret
-    expired = sign_link(secret, party.id,
+    expired = signed(tryton_portal['config'], sign_link, party.id,
         dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
     page = other.get(root + 'login/' + expired)
     assert page.status_code == 410

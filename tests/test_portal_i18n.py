@@ -14,7 +14,7 @@ from proteus import Model
 from pypdf import PdfReader
 from werkzeug.test import Client
 
-from conftest import YEAR, make_customer, make_invoice, run_dunning
+from conftest import YEAR, make_customer, make_invoice, run_dunning, signed
 from portal_support import make_portal_user, tryton_portal  # noqa: F401
 from test_portal import CSRF, log_in, post, text
 
@@ -340,13 +340,12 @@ def test_bad_links_are_short_translated_pages(dupont, client, root):
     from trytond.modules.dunning_portal.web_user import sign_link
     party = dupont['party']
     config = dupont['world']['config']
-    secret = in_transaction(config, lambda pool: pool.get(
-            'account.configuration')(1).get_dunning_secret())
     now = dt.datetime.now(dt.UTC)
-    good = sign_link(secret, party.id, now + dt.timedelta(days=1))
+    good = signed(config, sign_link, party.id, now + dt.timedelta(days=1))
     french = {'Accept-Language': 'fr'}
     links = {
-        'login/' + sign_link(secret, party.id, now - dt.timedelta(hours=1)): (
+        'login/' + signed(
+            config, sign_link, party.id, now - dt.timedelta(hours=1)): (
             410, "Ce lien a expiré"),
         'login/' + good[:-1] + ('0' if good[-1] != '0' else '1'): (
             400, "Ce lien n'est pas valide"),

@@ -7,7 +7,8 @@ from decimal import Decimal
 from proteus import Model
 from werkzeug.test import Client
 
-from conftest import YEAR, body_of, make_customer, make_invoice, run_dunning
+from conftest import (
+    YEAR, body_of, make_customer, make_invoice, run_dunning, signed)
 from portal_support import tryton_portal  # noqa: F401
 
 INVOICE_DATE = dt.date(YEAR, 3, 2)
@@ -45,11 +46,9 @@ def wsgi_app():
 
 
 def sign(config, kind, reference, expires):
-    "A token signed with the database's secret, as a reminder's would be"
+    "A token signed with the database's key, as a reminder's would be"
     from trytond.modules.dunning_portal.survey import sign_survey
-    Configuration = Model.get('account.configuration')
-    return sign_survey(Configuration(1).dunning_secret, kind, reference,
-        expires)
+    return signed(config, sign_survey, kind, reference, expires)
 
 
 def test_survey_from_a_reminder(tryton_portal, mailbox):  # noqa: F811

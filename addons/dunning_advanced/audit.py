@@ -32,6 +32,7 @@ KINDS = [
     ('consent_changed', "Consent Changed"),
     ('personal_data_erased', "Personal Data Erased"),
     ('block_overridden', "Block Overridden"),
+    ('signing_key_rotated', "Signing Key Rotated"),
     ]
 
 

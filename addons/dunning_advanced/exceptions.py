@@ -1,5 +1,5 @@
 """The errors a user of dunning_advanced can meet."""
-from trytond.model.exceptions import ValidationError
+from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.account_credit_limit.exceptions import CreditLimitError
 
 
@@ -9,3 +9,7 @@ class OrderingBlockedError(CreditLimitError):
 
 class BlockOverrideValidationError(ValidationError):
     pass
+
+
+class SigningKeyAccessError(AccessError):
+    "Only administrators may touch the key that signs the links"

@@ -1,8 +1,11 @@
 """The party's dunning state, its contact for reminders and blocked ordering."""
-import secrets
+from sql import Null
 
 from trytond.model import fields
 from trytond.pool import PoolMeta
+from trytond.transaction import Transaction
+
+from . import signing
 
 
 class Party(metaclass=PoolMeta):
@@ -59,12 +62,24 @@ class Configuration(metaclass=PoolMeta):
     dunning_privacy_notice = fields.Text(
         "Privacy Notice", translate=True,
         help="Shown at the foot of every reminder.")
-    dunning_secret = fields.Char(
-        "Dunning Secret", readonly=True,
-        help="Signs the links of reminders; generated on first use.")
 
-    def get_dunning_secret(self):
-        if not self.dunning_secret:
-            self.dunning_secret = secrets.token_hex(32)
-            self.save()
-        return self.dunning_secret
+    @classmethod
+    def __register__(cls, module_name):
+        super().__register__(module_name)
+        signing.create_table()
+        table_h = cls.__table_handler__(module_name)
+        if table_h.column_exist('dunning_secret'):
+            cls._move_secret_to_signing_keys()
+            table_h.drop_column('dunning_secret')
+
+    @classmethod
+    def _move_secret_to_signing_keys(cls):
+        # The secret of a readable field becomes the current key, so that
+        # the links already sent keep working; a rotation retires it.
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.select(table.dunning_secret,
+                where=table.dunning_secret != Null, limit=1))
+        row = cursor.fetchone()
+        if row and not signing.accepted_keys():
+            signing.add_key(None, row[0])

@@ -4,8 +4,6 @@ reminder or payment; the link is signed, so no login is needed."""
 import base64
 import binascii
 import datetime as dt
-import hashlib
-import hmac
 import re
 from http import HTTPStatus
 
@@ -15,6 +13,7 @@ from sql.conditionals import Case
 
 from trytond.i18n import gettext
 from trytond.model import Check, ModelSQL, ModelView, Unique, fields
+from trytond.modules.dunning_advanced import signing
 from trytond.modules.dunning_advanced.segment import SEGMENT_SELECTION
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
@@ -51,20 +50,19 @@ def _decode(text):
         text + '=' * (-len(text) % 4)).decode()
 
 
-def _signature(secret, payload):
+def _purposed(payload):
     # The purpose keeps an opt-out or login token from passing for ours.
-    return hmac.new(secret.encode(), f'{LINK_PURPOSE}.{payload}'.encode(),
-        hashlib.sha256).hexdigest()[:32]
+    return f'{LINK_PURPOSE}.{payload}'
 
 
-def sign_survey(secret, kind, reference, expires):
+def sign_survey(kind, reference, expires):
     """The token of the survey about a reminder (kind MESSAGE, reference its
     outbox key) or a payment (kind PAYMENT, reference its id)"""
     payload = f'{kind}.{_encode(str(reference))}.{expires.isoformat()}'
-    return f'{payload}.{_signature(secret, payload)}'
+    return f'{payload}.{signing.sign(_purposed(payload))}'
 
 
-def read_survey(secret, token, today):
+def read_survey(token, today):
     "Return (kind, reference) of a valid token, else raise ValueError"
     # hmac compares only ASCII text: anything else was never ours.
     if not token.isascii():
@@ -77,7 +75,7 @@ def read_survey(secret, token, today):
     except ValueError:
         raise ValueError('malformed')
     payload = f'{kind}.{reference}.{expires.isoformat()}'
-    if not hmac.compare_digest(_signature(secret, payload), signature):
+    if not signing.verify(_purposed(payload), signature):
         raise ValueError('forged')
     if expires < today:
         raise ValueError('expired')
@@ -85,19 +83,6 @@ def read_survey(secret, token, today):
         return kind, _decode(reference)
     except (binascii.Error, UnicodeDecodeError):
         raise ValueError('malformed')
-
-
-def survey_secret():
-    """The configuration's secret, created in a transaction of its own if
-    no link was ever signed: a page's transaction may be read-only."""
-    pool = Pool()
-    Configuration = pool.get('account.configuration')
-    secret = Configuration(1).dunning_secret
-    if not secret:
-        with Transaction().new_transaction() as transaction:
-            secret = Configuration(1).get_dunning_secret()
-            transaction.commit()
-    return secret
 
 
 def survey_token(record, today=None):
@@ -109,7 +94,7 @@ def survey_token(record, today=None):
         kind, reference = MESSAGE, record.key
     else:
         kind, reference = PAYMENT, record.id
-    return sign_survey(survey_secret(), kind, reference,
+    return sign_survey(kind, reference,
         today + dt.timedelta(days=SURVEY_DAYS))
 
 
@@ -178,13 +163,9 @@ class Answer(ModelSQL, ModelView):
         """The customer, company and what the token asks about as answer
         values, else raise ValueError with why the link is not valid"""
         pool = Pool()
-        Configuration = pool.get('account.configuration')
         Message = pool.get('account.dunning.message')
         Payment = pool.get('account.payment')
-        secret = Configuration(1).dunning_secret
-        if not secret:
-            raise ValueError('forged')
-        kind, reference = read_survey(secret, token, today)
+        kind, reference = read_survey(token, today)
         if kind == MESSAGE:
             messages = Message.search([('key', '=', reference)], limit=1)
             if not messages:
@@ -358,7 +339,7 @@ def survey_link(configuration, key, today=None):
     if not base:
         return ''
     today = today or dt.date.today()
-    token = sign_survey(configuration.get_dunning_secret(), MESSAGE, key,
+    token = sign_survey(MESSAGE, key,
         today + dt.timedelta(days=SURVEY_DAYS))
     return f'{base}/survey/{token}'
 

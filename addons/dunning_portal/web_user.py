@@ -2,12 +2,12 @@
 already used, and password reset links that land on the portal."""
 import datetime as dt
 import hashlib
-import hmac
 import secrets
 import urllib.parse
 
 from trytond import config
 from trytond.model import Index, ModelSQL, ModelView, Unique, fields
+from trytond.modules.dunning_advanced import signing
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction
 
@@ -25,21 +25,16 @@ def portal_base(configuration):
         return configuration.dunning_portal_url.rstrip('/') + '/portal'
 
 
-def sign_link(secret, party_id, expires, nonce=None):
+def sign_link(party_id, expires, nonce=None):
     """A login token for party_id until expires (an aware datetime), with a
     random nonce so that each reminder has a link of its own"""
     nonce = nonce or secrets.token_hex(8)
     payload = f'{party_id}.{int(expires.timestamp())}.{nonce}'
-    return f'{payload}.{_signature(secret, payload)}'
-
-
-def _signature(secret, payload):
     # The purpose keeps an opt-out token from ever passing for a login one.
-    return hmac.new(secret.encode(), f'{LINK_PURPOSE}.{payload}'.encode(),
-        hashlib.sha256).hexdigest()[:32]
+    return f'{payload}.{signing.sign(f"{LINK_PURPOSE}.{payload}")}'
 
 
-def read_link(secret, token, now):
+def read_link(token, now):
     "Return the party id of a valid token, else raise ValueError"
     # hmac compares only ASCII text: anything else was never ours.
     if not token.isascii():
@@ -49,8 +44,8 @@ def read_link(secret, token, now):
         party_id, expires = int(party_id), int(expires)
     except ValueError:
         raise ValueError('malformed')
-    expected = _signature(secret, f'{party_id}.{expires}.{nonce}')
-    if not hmac.compare_digest(expected, signature):
+    if not signing.verify(
+            f'{LINK_PURPOSE}.{party_id}.{expires}.{nonce}', signature):
         raise ValueError('forged')
     if expires < now.timestamp():
         raise ValueError('expired')
@@ -62,8 +57,7 @@ def link_url(configuration, party_id, now=None):
     base = portal_base(configuration)
     if base:
         now = now or dt.datetime.now(dt.UTC)
-        token = sign_link(configuration.get_dunning_secret(), party_id,
-            now + dt.timedelta(days=link_days()))
+        token = sign_link(party_id, now + dt.timedelta(days=link_days()))
         return f'{base}/login/{token}'
 
 

@@ -65,7 +65,7 @@ class Configuration(metaclass=PoolMeta):
     @without_check_access
     def sms_settings(self, company):
         """The credentials and sender of company, None when SMS are not
-        set up for it. Read without access rights: only accounting
+        set up for it. Read without access rights: only
         administrators may see the secrets, anybody's run sends."""
         values = {name: self.get_multivalue(name, company=company.id)
             for name in SMS_FIELDS}
