@@ -74,12 +74,13 @@ def _context_company():
 
 def add_key(company, key=None, created=None):
     "Store a new current key of company, the given one when migrating"
+    key = key or secrets.token_hex(32)
     table = _table()
     cursor = Transaction().connection.cursor()
     cursor.execute(*table.insert(
             [table.company, table.key, table.created],
-            [[company, key or secrets.token_hex(32),
-                    created or dt.datetime.now(dt.UTC)]]))
+            [[company, key, created or dt.datetime.now(dt.UTC)]]))
+    return key
 
 
 def _current_key(company):
@@ -100,13 +101,14 @@ def current_key(company=None):
     if key:
         return key
     transaction = Transaction()
-    if transaction.readonly:
-        with transaction.new_transaction() as writer:
-            add_key(company)
-            writer.commit()
-    else:
-        add_key(company)
-    return _current_key(company)
+    if not transaction.readonly:
+        return add_key(company)
+    # The reader's snapshot never sees what the writer commits (PostgreSQL's
+    # repeatable read), so the writer looks again and says which key it is.
+    with transaction.new_transaction() as writer:
+        key = _current_key(company) or add_key(company)
+        writer.commit()
+    return key
 
 
 def accepted_keys(now=None):

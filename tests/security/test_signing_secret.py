@@ -160,3 +160,23 @@ def test_only_an_administrator_rotates(shop, users, party):
     assert opt_out_link(config, party) == link, "the key did not change"
     assert len(Audit.find([('kind', '=', 'signing_key_rotated')])) == (
         rotations)
+
+
+def test_first_key_made_while_reading(shop):
+    """A portal page reads in a read-only transaction: the key it makes on
+    first use signs its links, once, and the next request accepts them"""
+    from sql import Table
+    from trytond.modules.dunning_advanced import signing
+    from trytond.transaction import Transaction
+    database = shop['config'].database_name
+    company, = Model.get('company.company').find([])
+    with Transaction().start(database, 0) as transaction:
+        transaction.connection.cursor().execute(
+            *Table('dunning_signing_key').delete())
+        transaction.commit()
+    with Transaction().start(database, 0, readonly=True,
+            context={'company': company.id}):
+        first = signing.sign('party-1')
+        assert signing.sign('party-1') == first, "one key, not one per link"
+    with Transaction().start(database, 0, readonly=True):
+        assert signing.verify('party-1', first)
