@@ -209,6 +209,8 @@ class Party(metaclass=PoolMeta):
         pool = Pool()
         Consent = pool.get('account.dunning.consent')
         opt_outs = [v.get('dunning_email_opt_out') for v in vlist]
+        if any(opt_outs):
+            cls._check_opt_out_access()
         vlist = [{k: v for k, v in values.items()
                 if k != 'dunning_email_opt_out'} for values in vlist]
         parties = super().create(vlist)
@@ -226,6 +228,7 @@ class Party(metaclass=PoolMeta):
         args, changes = [], []
         for parties, values in zip(actions, actions):
             if 'dunning_email_opt_out' in values:
+                cls._check_opt_out_access()
                 values = values.copy()
                 changes.append(
                     (parties, not values.pop('dunning_email_opt_out')))
@@ -234,6 +237,14 @@ class Party(metaclass=PoolMeta):
         for parties, granted in changes:
             Consent.set_consent(parties, 'email', granted, 'accountant',
                 proof=Consent.accountant_proof())
+
+    @classmethod
+    def _check_opt_out_access(cls):
+        # The value is taken out before the ORM would check who may write it.
+        pool = Pool()
+        FieldAccess = pool.get('ir.model.field.access')
+        if Transaction().check_access:
+            FieldAccess.check(cls.__name__, ['dunning_email_opt_out'], 'write')
 
     @classmethod
     def sync_dunning_email_opt_out(cls, parties, opt_out):
