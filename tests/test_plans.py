@@ -40,12 +40,15 @@ def days(offset):
 
 
 def run_on(date):
-    """The run of date on that day: a real run waits for its day, which
-    the plan's instalments are days ahead of"""
+    """The run of date at noon that day: a real run waits for its day,
+    which the plan's instalments are days ahead of"""
     from proteus import config
     from trytond.pool import Pool
-    Date = Pool(config.get_config().database_name).get('ir.date')
-    with pytest.MonkeyPatch.context() as patch:
+    config = config.get_config()
+    Date = Pool(config.database_name).get('ir.date')
+    noon = dt.datetime.combine(date, dt.time(12), dt.timezone.utc)
+    with pytest.MonkeyPatch.context() as patch, config.set_context(
+            dunning_now=noon):
         patch.setattr(Date, 'today',
             classmethod(lambda cls, timezone=None: date))
         run_dunning(date)
