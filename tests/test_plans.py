@@ -39,6 +39,21 @@ def days(offset):
     return TODAY + dt.timedelta(days=offset)
 
 
+def run_on(date):
+    """The run of date at noon that day: a real run waits for its day,
+    which the plan's instalments are days ahead of"""
+    from proteus import config
+    from trytond.pool import Pool
+    config = config.get_config()
+    Date = Pool(config.database_name).get('ir.date')
+    noon = dt.datetime.combine(date, dt.time(12), dt.timezone.utc)
+    with pytest.MonkeyPatch.context() as patch, config.set_context(
+            dunning_now=noon):
+        patch.setattr(Date, 'today',
+            classmethod(lambda cls, timezone=None: date))
+        run_dunning(date)
+
+
 def ensure_fiscal_years(*dates):
     "The runs of these dates need an open period"
     from trytond.modules.account.tests.tools import create_fiscalyear
@@ -244,7 +259,7 @@ def test_plan_kept_paused_then_broken_resumes_and_counts(
         days(14), days(28)]
     assert 'data-paid="yes"' in text(garage.get(f'plans/{plan.id}'))
     courtesy_day = weekday_from(days(7))
-    run_dunning(courtesy_day)
+    run_on(courtesy_day)
     assert sent_to(mailbox, 'lenoir@garage.example') == [
         "Courtesy reminder"]
     body, = bodies(mailbox, 'lenoir@garage.example')
@@ -257,7 +272,7 @@ def test_plan_kept_paused_then_broken_resumes_and_counts(
     # reminder the invoice had reached.
     mailbox.messages.clear()
     break_day = weekday_from(days(14 + 5))
-    run_dunning(break_day)
+    run_on(break_day)
     plan.reload()
     assert plan.state == 'broken' and plan.ended == break_day
     assert 'plan_broken' in audit_kinds(party)
@@ -282,7 +297,7 @@ def test_plan_kept_paused_then_broken_resumes_and_counts(
     assert again.status_code == 200, problems(again)
     assert garage.accept(again).status_code == 303
     second, = Plan.find([('state', '=', 'active')])
-    run_dunning(weekday_from(break_day + dt.timedelta(days=1)))
+    run_on(weekday_from(break_day + dt.timedelta(days=1)))
     second.reload()
     assert second.state == 'broken'
     party = Party(party.id)
@@ -376,7 +391,7 @@ def test_policy_limits_are_checked_and_refusals_change_nothing(
     assert plan.state == 'waiting'
     assert "Waiting for approval" in text(other.get(f'plans/{plan.id}'))
     assert len(open_lines(martin)) == 1, "not rescheduled before approval"
-    run_dunning(weekday_from(days(1)))
+    run_on(weekday_from(days(1)))
     assert "Final notice" in sent_to(mailbox, 'lenoir@garage.example')
     assert sent_to(mailbox, 'martin@garage.example') == [], (
         "no overdue reminder while the accountant decides")

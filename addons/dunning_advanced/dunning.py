@@ -31,6 +31,7 @@ from .engine import (
     UNBLOCK_ORDERING, Decisions, History, OpenLine, OverdueItem, PaidItem,
     PartyFacts, Pin)
 from .compliance import country_zones
+from .exceptions import RunAheadError
 from .segment import describe
 
 PROCESSING_PAYMENT_STATES = ('submitted', 'approved', 'processing')
@@ -255,6 +256,29 @@ class Run(ModelSQL, ModelView):
                     period=period.rec_name))
 
     @classmethod
+    def check_not_ahead(cls, company, date):
+        """A real run acts on the customers at once: dated after today it
+        would hand over, charge and write for days yet to come"""
+        pool = Pool()
+        Date = pool.get('ir.date')
+        Lang = pool.get('ir.lang')
+        with Transaction().set_context(company=company.id):
+            today = Date.today()
+        if date > today:
+            lang = Lang.get()
+            raise RunAheadError(gettext(
+                    'dunning_advanced.msg_run_ahead',
+                    date=lang.strftime(date), today=lang.strftime(today),
+                    company=company.rec_name))
+
+    @classmethod
+    def validate_fields(cls, runs, field_names):
+        super().validate_fields(runs, field_names)
+        if field_names & {'company', 'date'}:
+            for run in runs:
+                cls.check_not_ahead(run.company, run.date)
+
+    @classmethod
     def execute(cls, date, send=True, batch_size=None):
         """Run the dunning of the context company for date.
 
@@ -268,6 +292,7 @@ class Run(ModelSQL, ModelView):
         Message = pool.get('account.dunning.message')
         transaction = Transaction()
         company = Company(transaction.context['company'])
+        cls.check_not_ahead(company, date)
         cls.check_date(company, date)
 
         run = cls(company=company, date=date, state='running',

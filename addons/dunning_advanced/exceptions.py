@@ -13,3 +13,15 @@ class BlockOverrideValidationError(ValidationError):
 
 class SigningKeyAccessError(AccessError):
     "Only administrators may touch the key that signs the links"
+
+
+class RunAheadError(ValidationError):
+    "A real run dated after the company's today: it would act ahead of time"
+
+
+class DayCountError(ValidationError):
+    "A number of days beyond what any dunning policy can mean"
+
+
+class NotFiniteError(ValidationError):
+    "An amount or rate that is not a number (NaN) or is infinite"

@@ -37,6 +37,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
 from .bulk import chunks, in_
+from .entered import EnteredValuesMixin
 
 
 def _decimal(value):
@@ -46,8 +47,9 @@ def _decimal(value):
     return Decimal(str(value))
 
 
-class PaymentTerm(metaclass=PoolMeta):
+class PaymentTerm(EnteredValuesMixin, metaclass=PoolMeta):
     __name__ = 'account.invoice.payment_term'
+    _day_fields = frozenset({'early_discount_days'})
     early_discount_rate = fields.Numeric(
         "Early-Payment Discount", digits=(None, 4),
         help="The discount granted when the invoice is paid early: "
@@ -94,7 +96,7 @@ class PaymentTerm(metaclass=PoolMeta):
                     payment_term=self.rec_name))
 
 
-class Configuration(metaclass=PoolMeta):
+class Configuration(EnteredValuesMixin, metaclass=PoolMeta):
     __name__ = 'account.configuration'
     early_discount_account = fields.Many2One(
         'account.account', "Early-Payment Discount Account",

@@ -9,8 +9,9 @@ from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval
 
+from .entered import EnteredValuesMixin
 from .engine import LevelRule, Policy, Thresholds, blocking_level_ids
-from .segment import THRESHOLD_HELPS, THRESHOLDS
+from .segment import THRESHOLD_DAYS, THRESHOLD_HELPS, THRESHOLDS
 
 
 def _threshold_field(name):
@@ -18,7 +19,7 @@ def _threshold_field(name):
         help=THRESHOLD_HELPS[name])
 
 
-class Procedure(metaclass=PoolMeta):
+class Procedure(EnteredValuesMixin, metaclass=PoolMeta):
     __name__ = 'account.dunning.procedure'
     interest_journal = fields.Many2One(
         'account.journal', "Interest Journal",
@@ -52,6 +53,7 @@ class Procedure(metaclass=PoolMeta):
         for name in THRESHOLDS:
             setattr(cls, f'default_segment_{name}',
                 classmethod(lambda cls, v=getattr(defaults, name): v))
+        cls._day_fields |= {f'segment_{name}' for name in THRESHOLD_DAYS}
 
     @property
     def thresholds(self):
@@ -119,8 +121,9 @@ class Procedure(metaclass=PoolMeta):
             segments=tuple(s.to_rule() for s in self.segments))
 
 
-class Level(metaclass=PoolMeta):
+class Level(EnteredValuesMixin, metaclass=PoolMeta):
     __name__ = 'account.dunning.level'
+    _day_fields = frozenset({'offset_days', 'overdue'})
     name = fields.Char("Name", translate=True,
         help="How accountants and customers call this step.")
     offset_days = fields.Integer(
@@ -227,7 +230,7 @@ class Level(metaclass=PoolMeta):
             formal_notice=bool(self.formal_notice))
 
 
-class Fee(metaclass=PoolMeta):
+class Fee(EnteredValuesMixin, metaclass=PoolMeta):
     __name__ = 'account.dunning.fee'
 
     @classmethod

@@ -10,6 +10,7 @@ from trytond.pyson import Bool, Eval
 from trytond.transaction import Transaction
 
 from . import bulk
+from .entered import EnteredValuesMixin
 from .bulk import chunks, in_
 from .engine import (
     FIRM, GENTLE, NEUTRAL, SEGMENTS, Classification, SegmentRule, Thresholds)
@@ -56,11 +57,15 @@ THRESHOLD_HELPS = {
     "is high risk.",
     'high_risk_disputes': "Disputes from which a customer is high risk.",
     }
+# The thresholds that count days, not invoices or events
+THRESHOLD_DAYS = ('window_days', 'grace_days', 'high_risk_average_days',
+    'high_risk_overdue_days')
 
 
-class ProcedureSegment(ModelSQL, ModelView):
+class ProcedureSegment(EnteredValuesMixin, ModelSQL, ModelView):
     "Dunning Procedure Segment"
     __name__ = 'account.dunning.procedure.segment'
+    _day_fields = frozenset({'shift_days'})
     procedure = fields.Many2One(
         'account.dunning.procedure', "Procedure", required=True,
         ondelete='CASCADE')

@@ -19,7 +19,8 @@ from trytond.modules.account_payment_stripe import routes as stripe_routes
 from trytond.modules.dunning_advanced.engine.allocation import (
     ABOVE_BALANCE, BELOW_MINIMUM, NO_INVOICE, NOT_POSITIVE, NOT_ROUNDED, Due,
     split_payment)
-from trytond.protocols.wrappers import Response
+from trytond.protocols.wrappers import (
+    Response, with_pool, with_transaction)
 from trytond.transaction import Transaction
 from trytond.wsgi import app
 
@@ -29,6 +30,8 @@ from .survey import survey_url
 
 STRIPE_JS = 'https://js.stripe.com/v3/'
 SEPARATORS = '.,'
+# Stripe's events nest a dozen levels at most.
+MAX_NESTING = 32
 AMOUNT = re.compile(r'^-?\d+(\.\d+)?$')
 THOUSANDS = re.compile(r'^-?\d{1,3}([.,]\d{3})+$')
 REFUSALS = {
@@ -55,19 +58,78 @@ class StripeAccountConverter(UnicodeConverter):
 app.url_map.converters['stripe_account'] = StripeAccountConverter
 
 
+def refuse(status, text):
+    return Response(f"{text} Nothing was changed.", status=status,
+        content_type='text/plain')
+
+
+def nesting(value):
+    "How deep lists and objects nest in value, counted without recursion"
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in value)
+    return deepest
+
+
+def event_problem(body):
+    "What makes body no Stripe event, or None"
+    try:
+        event = json.loads(body)
+    except RecursionError:
+        return f"it nests more than {MAX_NESTING} levels deep"
+    except ValueError as exception:
+        return str(exception)
+    if nesting(event) > MAX_NESTING:
+        # The SDK builds its objects recursively: a deep one would fail it.
+        return f"it nests more than {MAX_NESTING} levels deep"
+    if not (isinstance(event, dict) and isinstance(event.get('id'), str)
+            and isinstance(event.get('type'), str)):
+        return "an object with an id and a type"
+
+
+@with_pool
+@with_transaction(readonly=True)
+def delivery_problem(request, pool, identifier, body):
+    """The answer to a delivery account_payment_stripe would fail on
+    (unknown account) or refuse with a bare 400 (signature), else None"""
+    Account = pool.get('account.payment.stripe.account')
+    accounts = Account.search([('webhook_identifier', '=', identifier)])
+    if len(accounts) != 1:
+        return refuse(HTTPStatus.NOT_FOUND,
+            "No Stripe account receives its events at this address.")
+    secret = accounts[0].webhook_signing_secret
+    if not secret:
+        return
+    header = request.headers.get('Stripe-Signature')
+    if not header:
+        return refuse(HTTPStatus.BAD_REQUEST,
+            "The Stripe-Signature header is missing.")
+    try:
+        stripe.WebhookSignature.verify_header(body, header, secret,
+            tolerance=stripe.Webhook.DEFAULT_TOLERANCE)
+    except stripe.SignatureVerificationError as exception:
+        return refuse(HTTPStatus.BAD_REQUEST,
+            f"The Stripe-Signature header does not sign this body: "
+            f"{exception.user_message or exception}.")
+
+
 @app.route(
     '/<database_name>/account_payment_stripe/webhook/<stripe_account:account>',
     methods={'POST'})
 def webhook(request, database_name, account):
     """account_payment_stripe's webhook, after saying what is wrong with a
-    body that is not JSON, which it would refuse with a bare 400"""
-    try:
-        json.loads(request.get_data(as_text=True))
-    except ValueError as exception:
-        return Response(
-            f"The body of a Stripe event must be JSON: {exception}. "
-            "Nothing was changed.",
-            status=HTTPStatus.BAD_REQUEST, content_type='text/plain')
+    delivery it would refuse with a bare 400 or fail on with a 500"""
+    body = request.get_data(as_text=True)
+    if problem := event_problem(body):
+        return refuse(HTTPStatus.BAD_REQUEST,
+            f"The body of a Stripe event must be JSON: {problem}.")
+    if response := delivery_problem(request, database_name, account, body):
+        return response
     return stripe_routes.webhooks_endpoint(
         request, database_name=database_name, account=account)
 

@@ -24,6 +24,7 @@ from trytond.model.exceptions import ValidationError
 from trytond.modules.company.model import CompanyValueMixin
 from trytond.modules.currency.fields import Monetary
 from trytond.modules.dunning_advanced.engine.allocation import Due, spread
+from trytond.modules.dunning_advanced.entered import EnteredValuesMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import without_check_access
@@ -92,7 +93,8 @@ class Configuration(metaclass=PoolMeta):
             }
 
 
-class ConfigurationPortalPayment(ModelSQL, CompanyValueMixin):
+class ConfigurationPortalPayment(
+        EnteredValuesMixin, ModelSQL, CompanyValueMixin):
     "Account Configuration Portal Card Payment"
     __name__ = 'account.configuration.dunning_portal_payment'
     portal_payment_journal = _journal()

@@ -92,6 +92,7 @@ class Procedure(metaclass=PoolMeta):
                 value = sorted(value)
             setattr(cls, f'default_{field}',
                 classmethod(lambda cls, v=value: v))
+        cls._day_fields |= {'plan_max_days', 'plan_break_days'}
 
     @property
     def plan_limits(self):

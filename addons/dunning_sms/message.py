@@ -234,22 +234,29 @@ class Message(metaclass=PoolMeta):
 
     @classmethod
     def sms_report(cls, message, status, error_code):
-        "Record the status Twilio reports for the SMS of message"
+        """Record the status Twilio reports for the SMS of message, with its
+        error number (an int) or None"""
         pool = Pool()
         Audit = pool.get('account.dunning.audit')
         new, rank = TWILIO_STATUSES.get(status, (None, -1))
-        if new is None or rank < STATUS_RANK.get(message.sms_status, -1):
+        # Twilio posts a report again when it missed our answer: the same
+        # status changes nothing the second time.
+        if (new is None or new == message.sms_status
+                or rank < STATUS_RANK.get(message.sms_status, -1)):
             return
         values = {'sms_status': new}
         if error_code:
-            values['sms_error_code'] = int(error_code)
+            values['sms_error_code'] = error_code
         cls.write([message], values)
         if new in {'undelivered', 'failed'}:
-            Audit.record([Audit.entry('sms_not_delivered',
-                        party=message.party, level=message.level,
-                        message=message,
-                        reason=gettext('dunning_sms.msg_sms_not_delivered',
-                            status=new, code=error_code or ''))])
+            # Twilio's request has no company: the entry is the message's.
+            with Transaction().set_context(company=message.company.id):
+                Audit.record([Audit.entry('sms_not_delivered',
+                            party=message.party, level=message.level,
+                            message=message,
+                            reason=gettext(
+                                'dunning_sms.msg_sms_not_delivered',
+                                status=new, code=error_code or ''))])
 
 
 class Renderer(metaclass=PoolMeta):

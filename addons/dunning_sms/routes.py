@@ -4,6 +4,7 @@ Both are signed by Twilio with the auth token of the account (header
 X-Twilio-Signature over the URL Twilio called and the form's fields): an
 unsigned or forged request is refused and changes nothing.
 """
+import re
 import unicodedata
 from http import HTTPStatus
 
@@ -22,6 +23,8 @@ STOP_WORDS = {
     'STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'ARRET'}
 START_WORDS = {'START', 'UNSTOP', 'YES', 'DEMARRER', 'REPRENDRE'}
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+# Twilio's error codes are five digits; more would not fit the column.
+ERROR_CODE = re.compile(r'[0-9]{1,9}')
 
 
 def keyword(body):
@@ -89,8 +92,16 @@ def status(request, pool):
     if message.sms_sid and message.sms_sid != sid:
         return problem(HTTPStatus.CONFLICT,
             f"Message {message.id} was sent as {message.sms_sid}.")
-    Message.sms_report(message, request.form.get('MessageStatus'),
-        request.form.get('ErrorCode'))
+    if not request.form.get('MessageStatus'):
+        return problem(HTTPStatus.BAD_REQUEST,
+            "MessageStatus is missing. Nothing was changed.")
+    error_code = request.form.get('ErrorCode') or None
+    if error_code is not None and not ERROR_CODE.fullmatch(error_code):
+        return problem(HTTPStatus.BAD_REQUEST,
+            f"ErrorCode must be a Twilio error number, not "
+            f"{error_code[:20]!r}. Nothing was changed.")
+    Message.sms_report(message, request.form['MessageStatus'],
+        int(error_code) if error_code else None)
     return Response(status=HTTPStatus.NO_CONTENT)
 
 
