@@ -130,8 +130,14 @@ def webhook(request, database_name, account):
             f"The body of a Stripe event must be JSON: {problem}.")
     if response := delivery_problem(request, database_name, account, body):
         return response
-    return stripe_routes.webhooks_endpoint(
+    response = stripe_routes.webhooks_endpoint(
         request, database_name=database_name, account=account)
+    if response.status_code == HTTPStatus.NOT_FOUND:
+        # account_payment_stripe answers a bare 404 for an event of a
+        # payment it does not know; Stripe shows the body to whoever looks.
+        return refuse(HTTPStatus.NOT_FOUND,
+            "No payment of this account matches the event.")
+    return response
 
 
 def payable_invoices(pool, portal, journal):
