@@ -714,6 +714,26 @@ def setup_dunning(procedure, portal_url, verbose):
                 procedure.rec_name, len(procedure.levels)))
 
 
+def setup_reminder_hours(company, verbose):
+    """Reminders may reach the demo's customers at any hour of any day, so
+    that today's run sends at once whenever the demo is started; the
+    shipped hours, 08:00-20:00 on working days, would hold them until the
+    next working morning in the evening and at weekends"""
+    QuietHours = Model.get('account.dunning.quiet_hours')
+    hours, = QuietHours.find([
+            ('company', '=', company.id), ('channel', '=', None)]) or [
+        QuietHours(company=company, channel=None)]
+    hours.start = dt.time(0)
+    hours.end = dt.time(23, 59, 59)
+    for day in ['monday', 'tuesday', 'wednesday', 'thursday', 'friday',
+            'saturday', 'sunday']:
+        setattr(hours, day, True)
+    hours.holidays = False
+    hours.save()
+    _log(verbose, "reminder hours: every day, at any hour (the demo's; "
+        "Financial > Configuration > Dunnings > Reminder Hours)")
+
+
 def create_customers(rng, countries, langs, terms, procedure):
     Party = Model.get('party.party')
     ContactMechanism = Model.get('party.contact_mechanism')
@@ -1255,6 +1275,7 @@ def load(config_file, database, today=None, verbose=True,
 
     procedure = find_procedure(verbose)
     setup_dunning(procedure, portal_url, verbose)
+    setup_reminder_hours(company, verbose)
     setup_plans(procedure, verbose)
     webhook = setup_card_payments(company, accounts, method.journal, verbose)
     setup_sms(verbose)

@@ -323,8 +323,8 @@ def print_summary(summary, today):
                         ' '.join(filter(None, [channel, state])), count))
             if any(m.state == 'deferred' for m in messages):
                 print("      (deferred: outside the customer's reminder "
-                    "hours, 08:00-20:00 on working days in their zone, or "
-                    "over a frequency cap; the cron sends them then)")
+                    "hours or over a frequency cap; the cron sends them "
+                    "then)")
     else:
         print("    MISSING: model account.dunning.message: "
             "no outbox summary")
