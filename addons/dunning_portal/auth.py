@@ -84,6 +84,8 @@ def login_link(request, pool, portal, token):
             else HTTPStatus.BAD_REQUEST,
             message=gettext(f'dunning_portal.msg_link_{reason}'))
     party, = parties
+    if User.portal_closed(party):
+        return access_closed(pool, portal, party)
     used = UsedLink.search([
             ('token_hash', '=', UsedLink.digest(token))], limit=1)
     if used:
@@ -102,6 +104,15 @@ def login_link(request, pool, portal, token):
         return link_used(portal)
     portal.login(user)
     return portal.redirect()
+
+
+def access_closed(pool, portal, party):
+    "The page of a link whose party's web users were all deactivated"
+    Configuration = pool.get('account.configuration')
+    with portal.speak_to(party):
+        return portal.render('access_closed.html', status=HTTPStatus.FORBIDDEN,
+            contact=Configuration(1).dunning_contact
+            or portal.company.rec_name)
 
 
 def link_used(portal):

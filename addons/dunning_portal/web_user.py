@@ -114,13 +114,30 @@ class User(metaclass=PoolMeta):
     __name__ = 'web.user'
 
     @classmethod
+    def portal_closed(cls, party):
+        """Whether the accountant deactivated the party's web user: it has
+        none active but one with an email (the users made for the links
+        without email are inactive from the start, as web_user requires
+        an email of an active user)"""
+        if cls.search([('party', '=', party.id)], limit=1):
+            return False
+        return bool(cls.search([
+                    ('party', '=', party.id),
+                    ('active', '=', False),
+                    ('email', '!=', None),
+                    ], limit=1))
+
+    @classmethod
     def portal_user(cls, party):
         """The web user a login link logs the party in as: its active one,
         else one made for the links, with the party's email if no other
-        user has it and without password (a reset sets one)."""
+        user has it and without password (a reset sets one). None when
+        the accountant closed the party's access (`portal_closed`)."""
         pool = Pool()
         Run = pool.get('account.dunning.run')
         Company = pool.get('company.company')
+        if cls.portal_closed(party):
+            return None
         users = cls.search([
                 ('party', '=', party.id),
                 ['OR', ('active', '=', True), ('email', '=', None)],
