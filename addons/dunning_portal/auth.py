@@ -158,7 +158,10 @@ def reset_token(request, pool, portal, token):
         return portal.render('reset_password.html',
             status=HTTPStatus.BAD_REQUEST, token=token, email=email,
             error=error)
-    if not User.set_password_token(email, token, password):
+    # Whoever resets from a session of their own stays logged in there.
+    with Transaction().set_context(web_user_session=portal.session_key):
+        done = User.set_password_token(email, token, password)
+    if not done:
         return portal.render('reset_password.html',
             status=HTTPStatus.BAD_REQUEST, token=token, email=email,
             error=gettext('dunning_portal.msg_reset_invalid'))

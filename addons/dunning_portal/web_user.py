@@ -9,7 +9,7 @@ from trytond import config
 from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.modules.dunning_advanced import signing
 from trytond.pool import Pool, PoolMeta
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 LINK_PURPOSE = 'portal-login'
 
@@ -157,6 +157,24 @@ class User(metaclass=PoolMeta):
                     'active': bool(email),
                     }])
         return user
+
+    @classmethod
+    def set_password(cls, users, name, value):
+        """A new password ends every session of the users but the one of
+        the person who set it, the context's ``web_user_session``: whoever
+        knew the old password is logged out"""
+        pool = Pool()
+        Session = pool.get('web.user.session')
+        super().set_password(users, name, value)
+        if value == 'x' * 10:
+            # web_user's placeholder of an unchanged password
+            return
+        keep = Transaction().context.get('web_user_session')
+        with without_check_access():
+            Session.delete(Session.search([
+                        ('user', 'in', [u.id for u in users]),
+                        ('key', '!=', keep),
+                        ]))
 
     def get_email_reset_password_url(self, url=None):
         "The portal's reset page unless the configuration names another"
