@@ -99,6 +99,13 @@ def secure_headers(response):
     return response
 
 
+def secure_cookies():
+    """Whether the cookies carry Secure whatever the request's scheme:
+    behind a TLS proxy trytond sees plain http the browser never spoke.
+    Only a portal served on http://localhost (the demo) turns it off."""
+    return config.getboolean('dunning_portal', 'secure_cookie', default=True)
+
+
 def session_idle():
     "How long a session lives without a page view"
     return dt.timedelta(seconds=config.getint(
@@ -325,7 +332,7 @@ class Portal:
         raise NotFound()
 
     def finish(self, response):
-        secure = self.request.scheme == 'https'
+        secure = self.request.scheme == 'https' or secure_cookies()
         for name, cookie in self.cookies.items():
             response.set_cookie(name, cookie['value'],
                 max_age=cookie['max_age'], path=self.root, secure=secure,
