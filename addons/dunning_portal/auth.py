@@ -37,22 +37,21 @@ def login(request, pool, portal):
             return redirect_to(portal, next_)
         return portal.render('login.html', next=next_, email='',
             notice=request.args.get('notice'))
-    error, status = None, HTTPStatus.OK
     try:
         user = User.authenticate(email, request.form.get('password') or '')
     except RateLimitException:
-        user = None
-        error = gettext('dunning_portal.msg_login_rate_limited')
-        status = HTTPStatus.TOO_MANY_REQUESTS
+        response = portal.render('login.html',
+            status=HTTPStatus.TOO_MANY_REQUESTS, next=next_, email=email,
+            error=gettext('dunning_portal.msg_login_rate_limited'))
+        response.headers['Retry-After'] = str(User.login_retry_after(email))
+        return response
     if user and user.party:
         portal.login(user)
         return redirect_to(portal, next_)
-    if not error:
-        # The same words whether the email exists or not.
-        error = gettext('dunning_portal.msg_login_invalid')
-        status = HTTPStatus.UNAUTHORIZED
-    return portal.render('login.html', status=status, next=next_,
-        email=email, error=error)
+    # The same words whether the email exists or not.
+    return portal.render('login.html', status=HTTPStatus.UNAUTHORIZED,
+        next=next_, email=email,
+        error=gettext('dunning_portal.msg_login_invalid'))
 
 
 def redirect_to(portal, path):

@@ -2,16 +2,42 @@
 already used, and password reset links that land on the portal."""
 import datetime as dt
 import hashlib
+import logging
+import math
 import secrets
 import urllib.parse
+from functools import cache
+
+from sql import Null
+from sql.aggregate import Min
 
 from trytond import config
+from trytond.exceptions import RateLimitException
 from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.modules.dunning_advanced import signing
 from trytond.pool import Pool, PoolMeta
+from trytond.res.user import PASSWORD_HASH
 from trytond.transaction import Transaction, without_check_access
 
 LINK_PURPOSE = 'portal-login'
+logger = logging.getLogger(__name__)
+
+
+@cache
+def unknown_hash():
+    """The hash an unknown address's password is checked against: the same
+    work as a known one's, so that the time tells nothing"""
+    return PASSWORD_HASH.hash(secrets.token_urlsafe(32))
+
+
+def max_attempts():
+    "Failed logins of an address allowed per [session] timeout"
+    return config.getint('session', 'max_attempt', default=5)
+
+
+def max_network_attempts():
+    "Failed logins from a client network allowed per [session] timeout"
+    return config.getint('session', 'max_attempt_ip_network', default=300)
 
 
 def link_days():
@@ -175,6 +201,86 @@ class User(metaclass=PoolMeta):
                         ('user', 'in', [u.id for u in users]),
                         ('key', '!=', keep),
                         ]))
+
+    @classmethod
+    def authenticate(cls, email, password):
+        """web_user's check of the email and password, without its sleep in
+        the request thread (six wrong passwords held a thread 31 s): past
+        [session] max_attempt failures of the address, or max_attempt_ip_network
+        from the client's network, within [session] timeout, it raises
+        RateLimitException at once; `login_retry_after` says until when.
+        An unknown address costs the same hashing as a known one."""
+        pool = Pool()
+        Attempt = pool.get('web.user.authenticate.attempt')
+        email = email.lower()
+        if (Attempt.count_ip() >= max_network_attempts()
+                or Attempt.count(email) >= max_attempts()):
+            raise RateLimitException()
+        users = cls.search([('email', '=', email)], limit=1)
+        user = users[0] if users else None
+        hash_ = user.password_hash if user else None
+        valid, new_hash = cls.check_password(password, hash_ or unknown_hash())
+        if user and hash_ and valid:
+            if new_hash:
+                logger.info("Update password hash for %s", user.id)
+                with Transaction().new_transaction():
+                    with without_check_access():
+                        cls.write([cls(user.id)], {
+                                'password_hash': new_hash,
+                                })
+            Attempt.remove(email)
+            return user
+        Attempt.add(email)
+
+    @classmethod
+    def login_retry_after(cls, email):
+        """Seconds until a login of email is tried again: when the oldest
+        failure counted against the address or the client's network is
+        out of [session] timeout"""
+        pool = Pool()
+        Attempt = pool.get('web.user.authenticate.attempt')
+        table = Attempt.__table__()
+        cursor = Transaction().connection.cursor()
+        _, network = Transaction().remote_address()
+        if Attempt.count_ip() >= max_network_attempts():
+            where = table.ip_network == (str(network) if network else None)
+        else:
+            where = (table.login == email.lower()[:Attempt.login.size]) & (
+                table.device_cookie == Null)
+        cursor.execute(*table.select(Min(table.create_date),
+                where=where & (table.create_date >= Attempt.delay())))
+        oldest, = cursor.fetchone()
+        if not oldest:
+            return 1
+        if isinstance(oldest, str):
+            oldest = dt.datetime.fromisoformat(oldest)
+        window = dt.timedelta(seconds=config.getint('session', 'timeout'))
+        left = (oldest + window - dt.datetime.now()).total_seconds()
+        return max(1, math.ceil(left))
+
+    @classmethod
+    def set_password_token(cls, email, token, password):
+        """web_user's reset by the link emailed to the address, without its
+        sleep: the token is random and used once, and the link reaches the
+        customer whatever wrong passwords others typed for the address"""
+        pool = Pool()
+        Attempt = pool.get('web.user.authenticate.attempt')
+        email = email.lower()
+        users = cls.search([('email', '=', email)], limit=1)
+        if users:
+            user, = users
+            expire = user.reset_password_token_expire
+            if user.reset_password_token and secrets.compare_digest(
+                    user.reset_password_token.encode(), token.encode()):
+                user.clear_reset_password_token()
+                if expire > dt.datetime.now():
+                    user.password = password
+                    user.save()
+                    # The customer proved the address: logins work again.
+                    Attempt.remove(email)
+                    return True
+                user.save()
+        return False
 
     def get_email_reset_password_url(self, url=None):
         "The portal's reset page unless the configuration names another"
