@@ -13,8 +13,6 @@ from trytond.transaction import Transaction
 from .portal import route
 from .web_user import read_link
 
-MIN_PASSWORD = 8
-
 
 def safe_next(portal, value):
     "value when it is a path of this portal, else the balance page"
@@ -142,17 +140,13 @@ def reset_token(request, pool, portal, token):
             email=email)
     password = request.form.get('password') or ''
     error = None
-    if len(password) < MIN_PASSWORD:
-        error = gettext('dunning_portal.msg_password_short',
-            length=MIN_PASSWORD)
-    elif password != request.form.get('confirm'):
+    users = User.search([('email', '=', email.lower())], limit=1)
+    try:
+        User.validate_portal_password(password, users)
+    except UserError as exception:
+        error = exception.message
+    if not error and password != request.form.get('confirm'):
         error = gettext('dunning_portal.msg_password_mismatch')
-    else:
-        users = User.search([('email', '=', email.lower())], limit=1)
-        try:
-            pool.get('res.user').validate_password(password, users)
-        except UserError as exception:
-            error = exception.message
     if error:
         return portal.render('reset_password.html',
             status=HTTPStatus.BAD_REQUEST, token=token, email=email,

@@ -7,20 +7,34 @@ import math
 import secrets
 import urllib.parse
 from functools import cache
+from pathlib import Path
 
 from sql import Null
 from sql.aggregate import Min
 
 from trytond import config
 from trytond.exceptions import RateLimitException
+from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.modules.dunning_advanced import signing
 from trytond.pool import Pool, PoolMeta
 from trytond.res.user import PASSWORD_HASH
 from trytond.transaction import Transaction, without_check_access
 
+from .exceptions import PortalPasswordError
+
 LINK_PURPOSE = 'portal-login'
+MIN_PASSWORD = 8
+COMMON_PASSWORDS = Path(__file__).parent / 'common_passwords.txt'
 logger = logging.getLogger(__name__)
+
+
+@cache
+def common_passwords():
+    "The lowercase passwords of common_passwords.txt"
+    return {line.strip().lower()
+        for line in COMMON_PASSWORDS.read_text(encoding='utf-8').splitlines()
+        if line.strip() and not line.startswith('#')}
 
 
 @cache
@@ -191,16 +205,35 @@ class User(metaclass=PoolMeta):
         knew the old password is logged out"""
         pool = Pool()
         Session = pool.get('web.user.session')
-        super().set_password(users, name, value)
         if value == 'x' * 10:
             # web_user's placeholder of an unchanged password
             return
+        if value:
+            cls.validate_portal_password(value, users)
+        super().set_password(users, name, value)
         keep = Transaction().context.get('web_user_session')
         with without_check_access():
             Session.delete(Session.search([
                         ('user', 'in', [u.id for u in users]),
                         ('key', '!=', keep),
                         ]))
+
+    @classmethod
+    def validate_portal_password(cls, password, users):
+        """Refuse a password shorter than Tryton's [password] length (8 at
+        least) or common: the module's list, then Tryton's own checks of
+        res.user ([password] forbidden, the user's email)"""
+        pool = Pool()
+        ResUser = pool.get('res.user')
+        length = max(MIN_PASSWORD,
+            config.getint('password', 'length', default=0))
+        if len(password) < length:
+            raise PortalPasswordError(gettext(
+                    'dunning_portal.msg_password_short', length=length))
+        if password.lower() in common_passwords():
+            raise PortalPasswordError(gettext(
+                    'dunning_portal.msg_password_common'))
+        ResUser.validate_password(password, users)
 
     @classmethod
     def authenticate(cls, email, password):
