@@ -239,9 +239,10 @@ class User(metaclass=PoolMeta):
     def authenticate(cls, email, password):
         """web_user's check of the email and password, without its sleep in
         the request thread (six wrong passwords held a thread 31 s): past
-        [session] max_attempt failures of the address, or max_attempt_ip_network
-        from the client's network, within [session] timeout, it raises
-        RateLimitException at once; `login_retry_after` says until when.
+        [session] max_attempt failures of the address, or
+        max_attempt_ip_network from the client's network, within [session]
+        timeout, it raises RateLimitException at once;
+        `login_retry_after` says until when.
         An unknown address costs the same hashing as a known one."""
         pool = Pool()
         Attempt = pool.get('web.user.authenticate.attempt')

@@ -6,7 +6,8 @@ from urllib.parse import unquote
 from proteus import Model
 from werkzeug.test import Client
 
-from portal_support import PASSWORD, make_portal_user, tryton_portal  # noqa: F401
+from portal_support import (  # noqa: F401
+    PASSWORD, make_portal_user, tryton_portal)
 from test_portal import (  # noqa: F401
     CSRF, garages, log_in, portal_on_localhost, post, reset_link, root,
     text)
