@@ -99,7 +99,10 @@ def write_config():
         "[dunning_sms]\n"
         "api_url = http://127.0.0.1:%(sms)s\n"
         "\n"
+        "# The demo serves the portal on http://localhost only: its cookies\n"
+        "# go without Secure, which every other portal keeps (the default).\n"
         "[dunning_portal]\n"
+        "secure_cookie = False\n"
         "stripe_api_base = %(stripe)s\n"
         "stripe_js = %(stripe)s/v3/\n" % {
             'var': VAR, 'sao': SAO, 'port': SMTP_PORT, 'web': PORT,

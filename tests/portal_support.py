@@ -6,6 +6,8 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+from trytond import config as trytond_config
+
 from conftest import free_port, world
 
 PASSWORD = 'Garage-2026-portal'
@@ -42,6 +44,10 @@ def portal_server(tryton_portal):
     portal's base URL, ending with a slash"""
     from trytond.wsgi import app
     config = tryton_portal['config']
+    # Served over plain http: a browser would not send back Secure cookies.
+    if not trytond_config.has_section('dunning_portal'):
+        trytond_config.add_section('dunning_portal')
+    trytond_config.set('dunning_portal', 'secure_cookie', 'False')
     server = make_server('127.0.0.1', free_port(), app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -50,6 +56,8 @@ def portal_server(tryton_portal):
     finally:
         server.shutdown()
         thread.join()
+        if trytond_config.has_section('dunning_portal'):
+            trytond_config.set('dunning_portal', 'secure_cookie', 'True')
 
 
 @pytest.fixture

@@ -82,7 +82,8 @@ def portal_config():
     finally:
         trytond_config.remove_section('dunning_portal')
         # Removing a section leaves the values already read cached.
-        for read in (trytond_config.get, trytond_config.getint):
+        for read in (trytond_config.get, trytond_config.getint,
+                trytond_config.getboolean):
             read.cache_clear()
 
 

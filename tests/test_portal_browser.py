@@ -30,7 +30,8 @@ def quick_updates():
     listener is stopped after the test so that its connection does not
     keep the database from being dropped"""
     from trytond.bus import LongPollingBus
-    trytond_config.add_section('dunning_portal')
+    if not trytond_config.has_section('dunning_portal'):
+        trytond_config.add_section('dunning_portal')
     trytond_config.set('dunning_portal', 'poll_interval', '1')
     select_timeout = trytond_config.get('bus', 'select_timeout')
     trytond_config.set('bus', 'select_timeout', '1')

@@ -13,8 +13,6 @@ from trytond.transaction import Transaction
 from .portal import route
 from .web_user import read_link
 
-MIN_PASSWORD = 8
-
 
 def safe_next(portal, value):
     "value when it is a path of this portal, else the balance page"
@@ -37,22 +35,21 @@ def login(request, pool, portal):
             return redirect_to(portal, next_)
         return portal.render('login.html', next=next_, email='',
             notice=request.args.get('notice'))
-    error, status = None, HTTPStatus.OK
     try:
         user = User.authenticate(email, request.form.get('password') or '')
     except RateLimitException:
-        user = None
-        error = gettext('dunning_portal.msg_login_rate_limited')
-        status = HTTPStatus.TOO_MANY_REQUESTS
+        response = portal.render('login.html',
+            status=HTTPStatus.TOO_MANY_REQUESTS, next=next_, email=email,
+            error=gettext('dunning_portal.msg_login_rate_limited'))
+        response.headers['Retry-After'] = str(User.login_retry_after(email))
+        return response
     if user and user.party:
         portal.login(user)
         return redirect_to(portal, next_)
-    if not error:
-        # The same words whether the email exists or not.
-        error = gettext('dunning_portal.msg_login_invalid')
-        status = HTTPStatus.UNAUTHORIZED
-    return portal.render('login.html', status=status, next=next_,
-        email=email, error=error)
+    # The same words whether the email exists or not.
+    return portal.render('login.html', status=HTTPStatus.UNAUTHORIZED,
+        next=next_, email=email,
+        error=gettext('dunning_portal.msg_login_invalid'))
 
 
 def redirect_to(portal, path):
@@ -84,6 +81,8 @@ def login_link(request, pool, portal, token):
             else HTTPStatus.BAD_REQUEST,
             message=gettext(f'dunning_portal.msg_link_{reason}'))
     party, = parties
+    if User.portal_closed(party):
+        return access_closed(pool, portal, party)
     used = UsedLink.search([
             ('token_hash', '=', UsedLink.digest(token))], limit=1)
     if used:
@@ -102,6 +101,15 @@ def login_link(request, pool, portal, token):
         return link_used(portal)
     portal.login(user)
     return portal.redirect()
+
+
+def access_closed(pool, portal, party):
+    "The page of a link whose party's web users were all deactivated"
+    Configuration = pool.get('account.configuration')
+    with portal.speak_to(party):
+        return portal.render('access_closed.html', status=HTTPStatus.FORBIDDEN,
+            contact=Configuration(1).dunning_contact
+            or portal.company.rec_name)
 
 
 def link_used(portal):
@@ -132,22 +140,21 @@ def reset_token(request, pool, portal, token):
             email=email)
     password = request.form.get('password') or ''
     error = None
-    if len(password) < MIN_PASSWORD:
-        error = gettext('dunning_portal.msg_password_short',
-            length=MIN_PASSWORD)
-    elif password != request.form.get('confirm'):
+    users = User.search([('email', '=', email.lower())], limit=1)
+    try:
+        User.validate_portal_password(password, users)
+    except UserError as exception:
+        error = exception.message
+    if not error and password != request.form.get('confirm'):
         error = gettext('dunning_portal.msg_password_mismatch')
-    else:
-        users = User.search([('email', '=', email.lower())], limit=1)
-        try:
-            pool.get('res.user').validate_password(password, users)
-        except UserError as exception:
-            error = exception.message
     if error:
         return portal.render('reset_password.html',
             status=HTTPStatus.BAD_REQUEST, token=token, email=email,
             error=error)
-    if not User.set_password_token(email, token, password):
+    # Whoever resets from a session of their own stays logged in there.
+    with Transaction().set_context(web_user_session=portal.session_key):
+        done = User.set_password_token(email, token, password)
+    if not done:
         return portal.render('reset_password.html',
             status=HTTPStatus.BAD_REQUEST, token=token, email=email,
             error=gettext('dunning_portal.msg_reset_invalid'))

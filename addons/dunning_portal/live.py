@@ -15,7 +15,7 @@ from trytond.transaction import Transaction
 from trytond.wsgi import app
 
 from .pages import balance_fingerprint
-from .portal import Portal
+from .portal import Portal, secure_headers
 
 
 def channel(party_id):
@@ -144,6 +144,5 @@ def fingerprint(request, pool):
 
 
 def json_response(data, status=HTTPStatus.OK):
-    return Response(json.dumps(data), status=status,
-        content_type='application/json',
-        headers={'Cache-Control': 'no-store'})
+    return secure_headers(Response(json.dumps(data), status=status,
+            content_type='application/json'))

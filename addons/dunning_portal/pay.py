@@ -13,7 +13,6 @@ from http import HTTPStatus
 import stripe
 from werkzeug.routing import UnicodeConverter
 
-from trytond import config
 from trytond.i18n import gettext
 from trytond.modules.account_payment_stripe import routes as stripe_routes
 from trytond.modules.dunning_advanced.engine.allocation import (
@@ -25,10 +24,9 @@ from trytond.transaction import Transaction
 from trytond.wsgi import app
 
 from .pages import invoice_statuses, open_invoices
-from .portal import route
+from .portal import route, stripe_js
 from .survey import survey_url
 
-STRIPE_JS = 'https://js.stripe.com/v3/'
 SEPARATORS = '.,'
 # Stripe's events nest a dozen levels at most.
 MAX_NESTING = 32
@@ -41,11 +39,6 @@ REFUSALS = {
     ABOVE_BALANCE: 'dunning_portal.msg_card_amount_above_balance',
     BELOW_MINIMUM: 'dunning_portal.msg_card_amount_below_minimum',
     }
-
-
-def stripe_js():
-    "Where the card page loads Stripe.js from (a local one in test mode)"
-    return config.get('dunning_portal', 'stripe_js', default=STRIPE_JS)
 
 
 class StripeAccountConverter(UnicodeConverter):

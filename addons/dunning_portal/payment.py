@@ -21,6 +21,7 @@ from trytond.i18n import gettext
 from trytond.model import (
     ModelSQL, ModelView, Unique, Workflow, fields)
 from trytond.model.exceptions import ValidationError
+from trytond.modules.account_payment_stripe.payment import STRIPE_VERSION
 from trytond.modules.company.model import CompanyValueMixin
 from trytond.modules.currency.fields import Monetary
 from trytond.modules.dunning_advanced.engine.allocation import Due, spread
@@ -35,6 +36,8 @@ if api_base := trytond_config.get('dunning_portal', 'stripe_api_base'):
     # A local Stripe for a demo in test mode: the SDK sends every call there.
     stripe.api_base = api_base
 
+# The states of a PaymentIntent whose card is being or was charged
+CHARGING = {'processing', 'requires_capture', 'succeeded'}
 PAYMENT_FIELDS = {'portal_payment_journal', 'portal_payment_minimum'}
 
 
@@ -144,6 +147,8 @@ class Payment(metaclass=PoolMeta):
         Date = pool.get('ir.date')
         if waiting := cls.portal_waiting(journal, user.party, allocations):
             return waiting
+        if paying := cls.portal_replace(journal, user.party, allocations):
+            return paying
         invoices = [invoice for invoice, _ in allocations]
         payment = cls(company=journal.company, journal=journal,
             kind='receivable', party=user.party, amount=amount,
@@ -157,6 +162,36 @@ class Payment(metaclass=PoolMeta):
         cls.stripe_checkout([payment])
         cls.process([payment])
         return payment
+
+    @classmethod
+    def portal_replace(cls, journal, party, allocations):
+        """Cancel the PaymentIntents of the party's other payments still
+        awaiting a card for any of the invoices, so that a new amount
+        leaves only one open: the customer cannot pay both. Return the
+        one whose card Stripe is already charging, which no cancel stops."""
+        open_ = cls.search([
+                ('journal', '=', journal.id),
+                ('party', '=', party.id),
+                ('state', '=', 'processing'),
+                ('portal_allocations.invoice', 'in',
+                    [i.id for i, _ in allocations]),
+                ('stripe_captured', '=', False),
+                ], order=[('id', 'DESC')])
+        cancelled = []
+        for payment in open_:
+            intent = payment.stripe_intent
+            if intent is None:
+                continue
+            if intent.status in CHARGING:
+                return payment
+            if intent.status != 'canceled':
+                stripe.PaymentIntent.cancel(intent.id,
+                    cancellation_reason='abandoned',
+                    api_key=payment.journal.stripe_account.secret_key,
+                    stripe_version=STRIPE_VERSION)
+            cancelled.append(payment)
+        if cancelled:
+            cls.fail(cancelled)
 
     @classmethod
     def portal_waiting(cls, journal, party, allocations):

@@ -20,8 +20,9 @@ from decimal import Decimal
 from functools import cache, cached_property, wraps
 from http import HTTPStatus
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import stripe
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.utils import redirect
@@ -50,6 +51,59 @@ TEXTS = 'dunning_portal.portal'
 # The largest id a database column holds: a larger one in a path is a bad
 # link, answered as not found instead of a database error.
 MAX_ID = 2 ** 31 - 1
+STRIPE_JS = 'https://js.stripe.com/v3/'
+
+
+def stripe_js():
+    "Where the card page loads Stripe.js from (a local one in test mode)"
+    return config.get('dunning_portal', 'stripe_js', default=STRIPE_JS)
+
+
+def origin(url):
+    parts = urlsplit(url)
+    return f'{parts.scheme}://{parts.netloc}'
+
+
+def content_security_policy():
+    """Scripts, styles and everything else from the portal itself, but
+    Stripe.js and what its card form loads, frames and calls (Stripe's own
+    list); no inline script or style, and no page of the portal in a frame
+    of another site"""
+    stripe_origin = origin(stripe_js())
+    return '; '.join([
+            "default-src 'self'",
+            f"script-src 'self' {stripe_origin} https://*.js.stripe.com",
+            f"frame-src {stripe_origin} https://*.js.stripe.com "
+            "https://hooks.stripe.com",
+            # The SDK's API base is the local Stripe of the demo and tests.
+            f"connect-src 'self' {origin(stripe.api_base)}",
+            "img-src 'self' data: https://*.stripe.com",
+            "style-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            ])
+
+
+def secure_headers(response):
+    """Set the headers of every answer of the portal: its pages and PDFs
+    show a customer's accounts, which no cache keeps and no other site
+    frames or reads"""
+    response.headers['Content-Security-Policy'] = content_security_policy()
+    response.headers['X-Frame-Options'] = 'DENY'
+    response.headers['X-Content-Type-Options'] = 'nosniff'
+    # The portal's paths carry one-time tokens: no other site sees them.
+    response.headers['Referrer-Policy'] = 'same-origin'
+    response.headers['Cache-Control'] = 'no-store'
+    return response
+
+
+def secure_cookies():
+    """Whether the cookies carry Secure whatever the request's scheme:
+    behind a TLS proxy trytond sees plain http the browser never spoke.
+    Only a portal served on http://localhost (the demo) turns it off."""
+    return config.getboolean('dunning_portal', 'secure_cookie', default=True)
 
 
 def session_idle():
@@ -278,12 +332,12 @@ class Portal:
         raise NotFound()
 
     def finish(self, response):
-        secure = self.request.scheme == 'https'
+        secure = self.request.scheme == 'https' or secure_cookies()
         for name, cookie in self.cookies.items():
             response.set_cookie(name, cookie['value'],
                 max_age=cookie['max_age'], path=self.root, secure=secure,
                 httponly=cookie['httponly'], samesite='Lax')
-        return response
+        return secure_headers(response)
 
 
 def route(path, methods=('GET',), login=True):
