@@ -40,7 +40,8 @@ def common_passwords():
 @cache
 def unknown_hash():
     """The hash an unknown address's password is checked against: the same
-    work as a known one's, so that the time tells nothing"""
+    work as a known one's, so that the time tells nothing; made once, as
+    making it costs as much again"""
     return PASSWORD_HASH.hash(secrets.token_urlsafe(32))
 
 

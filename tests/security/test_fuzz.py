@@ -97,7 +97,8 @@ def shop():
         make_invoice(shop, party, '120.00', dt.date(YEAR, 9, 1))
         make_portal_user(party, EMAIL)
         StripeAccount = Model.get('account.payment.stripe.account')
-        account = StripeAccount(name="Stripe", secret_key='sk_test_' + 'a' * 24,
+        account = StripeAccount(name="Stripe",
+            secret_key='sk_test_' + 'a' * 24,
             publishable_key='pk_test_' + 'b' * 24)
         account.save()
         account.click('new_identifier')
