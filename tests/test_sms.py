@@ -180,6 +180,9 @@ def test_sms_delivered_then_stopped(tryton_sms, twilio, client, mailbox):
     consent, = Consent.find([('party', '=', martin.id)])
     assert (consent.channel, consent.source) == ('sms', 'reply')
     assert stop['MessageSid'] in consent.proof and "Stop" in consent.proof
+    entry, = audits(martin, 'consent_changed')
+    assert entry.company.id == tryton_sms['config'].context['company'], (
+        "the company's accountants see the reply in its audit log")
 
     run_dunning(day(0))
     assert len(twilio.messages) == 1

@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from trytond.protocols.wrappers import (
     Response, with_pool, with_transaction)
+from trytond.transaction import Transaction
 from trytond.wsgi import app
 
 from .message import SMS
@@ -116,10 +117,13 @@ def inbound(request, pool):
     if response := form_problem(request):
         return response
     account_sid = request.form.get('AccountSid')
-    tokens = [c.sms_auth_token for c in ConfigurationSMS.search([
-                ('sms_account_sid', '=', account_sid),
-                ])] if account_sid else []
-    if not signed(request, webhook_url(pool, request, 'inbound'), tokens):
+    configurations = ConfigurationSMS.search([
+            ('sms_account_sid', '=', account_sid),
+            ]) if account_sid else []
+    url = webhook_url(pool, request, 'inbound')
+    configuration = next((c for c in configurations
+            if signed(request, url, [c.sms_auth_token])), None)
+    if not configuration:
         return problem(HTTPStatus.FORBIDDEN, "Invalid Twilio signature.")
     word = keyword(request.form.get('Body'))
     if word in STOP_WORDS | START_WORDS:
@@ -128,7 +132,12 @@ def inbound(request, pool):
                     ('type', 'in', ['mobile', 'phone']),
                     ('value_compact', '=', number),
                     ])}
-        Consent.set_consent(list(parties), SMS, word in START_WORDS,
-            'reply', proof=(f"MessageSid={request.form.get('MessageSid')} "
-                f"From={number} Body={request.form.get('Body')}"))
+        # Twilio's request names no company: the reply is the one of the
+        # company whose account it reached, and audited as such.
+        company = configuration.company.id if configuration.company else None
+        proof = (f"MessageSid={request.form.get('MessageSid')} "
+            f"From={number} Body={request.form.get('Body')}")
+        with Transaction().set_context(company=company):
+            Consent.set_consent(list(parties), SMS, word in START_WORDS,
+                'reply', proof=proof)
     return Response(EMPTY_TWIML, content_type='text/xml')
