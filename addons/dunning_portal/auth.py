@@ -30,7 +30,7 @@ def login(request, pool, portal):
     User = pool.get('web.user')
     next_ = safe_next(portal, request.values.get('next'))
     email = (request.form.get('email') or '').strip()
-    if request.method == 'GET':
+    if request.method != 'POST':
         if portal.user:
             return redirect_to(portal, next_)
         return portal.render('login.html', next=next_, email='',
@@ -87,7 +87,7 @@ def login_link(request, pool, portal, token):
             ('token_hash', '=', UsedLink.digest(token))], limit=1)
     if used:
         return link_used(portal)
-    if request.method == 'GET':
+    if request.method != 'POST':
         with portal.speak_to(party):
             return portal.render('link_confirm.html', party=party)
     user = User.portal_user(party)
@@ -122,7 +122,7 @@ def reset(request, pool, portal):
     """Ask for a password reset: web_user emails a link to the reset page.
     The answer is the same whether the email has an account or not."""
     User = pool.get('web.user')
-    if request.method == 'GET':
+    if request.method != 'POST':
         return portal.render('reset.html', sent=False, email='')
     email = (request.form.get('email') or '').strip()
     if email:
@@ -135,7 +135,7 @@ def reset_token(request, pool, portal, token):
     "The page a reset email links to: choose a new password"
     User = pool.get('web.user')
     email = request.values.get('email') or ''
-    if request.method == 'GET':
+    if request.method != 'POST':
         return portal.render('reset_password.html', token=token,
             email=email)
     password = request.form.get('password') or ''
