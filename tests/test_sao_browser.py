@@ -163,8 +163,10 @@ def screens(database, user_id):
                 [('module', 'in', MODULES)])}
     with Transaction().start(database, user_id, readonly=True):
         User = pool.get('res.user')
+        # As sao asks: the menus and actions of the user's groups only.
         with Transaction().set_context(
-                User.get_preferences(context_only=True)):
+                User.get_preferences(context_only=True),
+                _check_access=True):
             found = _screens(pool, user_id, ours, models)
     return sorted(found, key=lambda s: (s[0], s[3]))
 
