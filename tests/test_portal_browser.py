@@ -24,6 +24,11 @@ INVOICE_DATE = dt.date(YEAR, 3, 2)
 TIMEOUT = 20_000  # ms: how long the page may take to follow the ledger
 
 
+def forget_read_values():
+    for read in (trytond_config.get, trytond_config.getint):
+        read.cache_clear()
+
+
 @pytest.fixture
 def quick_updates():
     """The page polls every second on SQLite; on PostgreSQL the bus
@@ -35,13 +40,14 @@ def quick_updates():
     trytond_config.set('dunning_portal', 'poll_interval', '1')
     select_timeout = trytond_config.get('bus', 'select_timeout')
     trytond_config.set('bus', 'select_timeout', '1')
+    # A page rendered by an earlier test may have cached the defaults.
+    forget_read_values()
     try:
         yield
     finally:
         trytond_config.remove_section('dunning_portal')
         trytond_config.set('bus', 'select_timeout', select_timeout)
-        for read in (trytond_config.get, trytond_config.getint):
-            read.cache_clear()
+        forget_read_values()
         listeners = []
         for queue in list(LongPollingBus._queues.values()):
             queue['timeout'] = 0
