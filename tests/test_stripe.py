@@ -121,6 +121,16 @@ def stripe_journal(world):
     return account, journal, clearing
 
 
+def succeeded_event(card, payment, event_id, amount):
+    "Stripe's event saying the payment's PaymentIntent received amount"
+    intent = dict(card.stripe.payment_intents[
+            payment.stripe_payment_intent_id], status='succeeded',
+        amount_received=amount)
+    return {'id': event_id, 'object': 'event', 'type':
+        'payment_intent.succeeded', 'data': {'object': intent},
+        'created': 1, 'livemode': False, 'api_version': '2026-03-25.dahlia'}
+
+
 @pytest.fixture
 def card(tryton_portal, portal_server, local_stripe):
     "Card payments set up in the portal, minimum part payment 50.00"
@@ -271,12 +281,7 @@ def test_forged_and_malformed_events_change_nothing(card):
     Payment = Model.get('account.payment')
     payment, = Payment.find([])
     card.stripe.wait_sent()
-    intent = dict(card.stripe.payment_intents[
-            payment.stripe_payment_intent_id], status='succeeded',
-        amount_received=12000)
-    event = {'id': 'evt_forged', 'object': 'event', 'type':
-        'payment_intent.succeeded', 'data': {'object': intent},
-        'created': 1, 'livemode': False, 'api_version': '2026-03-25.dahlia'}
+    event = succeeded_event(card, payment, 'evt_forged', 12000)
     payload = json.dumps(event)
 
     forged = card.stripe.deliver(

@@ -12,7 +12,7 @@ from test_sms import (  # noqa: F401
     INVOICE_DATE, client, customer, day, twilio)
 from test_stripe import (  # noqa: F401
     SIGNING_SECRET, Customer, card, clearing_moves, customer as card_customer,
-    local_stripe)
+    local_stripe, succeeded_event)
 from portal_support import portal_server, tryton_portal  # noqa: F401
 
 
@@ -168,12 +168,7 @@ def test_stripe_bad_bodies(card):  # noqa: F811
 
 def test_stripe_event_delivered_twice(card):  # noqa: F811
     payment, invoice = paying(card)
-    intent = dict(card.stripe.payment_intents[
-            payment.stripe_payment_intent_id], status='succeeded',
-        amount_received=12000)
-    event = {'id': 'evt_twice', 'object': 'event', 'type':
-        'payment_intent.succeeded', 'data': {'object': intent},
-        'created': 1, 'livemode': False, 'api_version': '2026-03-25.dahlia'}
+    event = succeeded_event(card, payment, 'evt_twice', 12000)
     assert card.stripe.deliver(event) == 204
     payment.reload()
     assert payment.state == 'succeeded'
